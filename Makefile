@@ -1,0 +1,60 @@
+# sipvigil build, test and benchmark entry points.
+#
+# The two set-up commands of the README:
+#   make run    - build and run the proxy on its embedded default config
+#   make test   - install test peers (SIPp) if missing, then run every test
+#
+# make test is exactly what .ci/run calls.
+
+GO        ?= go
+BIN       := bin/sipvigil
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+STATICCHECK_VERSION := v0.8.2
+
+.PHONY: all build run test deps test-unit test-e2e lint bench bench-capacity bench-reorder clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sipvigil
+
+run: build
+	./$(BIN) serve
+
+# deps installs the real peers the tests drive. It needs root (CI runs as
+# root); elsewhere it uses sudo when available.
+deps:
+	@./.ci/deps.sh
+
+test: deps lint test-unit test-e2e
+
+# Unit tests, with the race detector, for everything but the end-to-end
+# package (which runs real SIPp load and is timed by SIPp, not by -race).
+test-unit:
+	$(GO) test -race -count=1 $$($(GO) list ./... | grep -v /test/e2e)
+
+test-e2e:
+	$(GO) test -count=1 -timeout 15m -v ./test/e2e/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./proxy/...
+
+# Highest call rate with 0 failed calls over 10 s, SIPp uac/uas through
+# the proxy on loopback; see bench/README.md. PROXY=kamailio for the
+# comparison run.
+PROXY ?= sipvigil
+bench-capacity: build
+	./bench/capacity.sh --proxy $(PROXY)
+
+bench-reorder: build
+	./bench/reorder.sh --proxy $(PROXY)
+
+clean:
+	rm -rf bin

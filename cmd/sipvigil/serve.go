@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"sipvigil/proxy/config"
+	"sipvigil/proxy/dispatch"
+	"sipvigil/proxy/route"
+	"sipvigil/proxy/transport"
+	"sipvigil/proxy/worker"
+)
+
+func serve(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config file (default: the embedded default config)")
+	listen := fs.String("listen", "", "override the listen address, e.g. 127.0.0.1:5060 (UDP and TCP)")
+	hop := fs.String("route", "", "override the default route's next hop, e.g. 127.0.0.1:5070;transport=udp")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var cfg *config.Config
+	var err error
+	if *cfgPath != "" {
+		cfg, err = config.Load(*cfgPath)
+	} else {
+		cfg, err = config.Parse("default.yaml (embedded)", config.Default())
+	}
+	if err == nil {
+		err = cfg.Override(*listen, *hop)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	log := newLogger(cfg.Log, stderr)
+	if err := runProxy(cfg, log); err != nil {
+		log.Error("sipvigil stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runProxy builds reader → dispatcher → workers → writer and runs it until
+// SIGTERM or SIGINT, then drains.
+func runProxy(cfg *config.Config, log *slog.Logger) error {
+	n := cfg.Workers.EffectiveCount()
+	picker := dispatch.NewPicker(n)
+	router := route.New(cfg)
+	health := route.NewHealth(router)
+
+	var listens []transport.Listen
+	var locals []worker.Local
+	for _, l := range cfg.Listen {
+		tl := transport.Listen{Addr: l.Address}
+		for _, t := range l.Transports {
+			proto, err := transport.ParseProto(t)
+			if err != nil {
+				return fmt.Errorf("listen %s: %w", l.Address, err)
+			}
+			switch proto {
+			case transport.UDP:
+				tl.UDP = true
+			case transport.TCP:
+				tl.TCP = true
+			}
+			locals = append(locals, worker.Local{Proto: proto, Addr: l.Address, Host: l.AdvertiseHost, Port: l.AdvertisePort})
+		}
+		listens = append(listens, tl)
+	}
+
+	disp := dispatch.New(nil, picker, nil, cfg.Proxy.OverloadRetryAfter, log)
+	tp, err := transport.New(transport.Config{
+		Listen:            listens,
+		UDPSockets:        cfg.UDP.Sockets,
+		RecvBuffer:        cfg.UDP.RecvBuffer,
+		SendBuffer:        cfg.UDP.SendBuffer,
+		MaxDatagram:       cfg.UDP.MaxDatagram,
+		TCPIdleTimeout:    cfg.TCP.IdleTimeout,
+		TCPConnectTimeout: cfg.TCP.ConnectTimeout,
+		MaxMessageSize:    cfg.TCP.MaxMessageSize,
+		Logger:            log,
+	}, disp)
+	if err != nil {
+		return fmt.Errorf("transport: %w", err)
+	}
+
+	allHops := router.Hops()
+	workers := make([]*worker.Worker, n)
+	inboxes := make([]dispatch.Inbox, n)
+	for i := range workers {
+		var probes []*route.Hop
+		for j, h := range allHops {
+			if j%n == i {
+				probes = append(probes, h)
+			}
+		}
+		pin := -1
+		if cfg.Workers.PinCPUs {
+			pin = i % runtime.NumCPU()
+		}
+		workers[i] = worker.New(worker.Options{
+			Index:        i,
+			InboxSize:    cfg.Workers.Inbox,
+			LockOSThread: cfg.Workers.LockOSThread,
+			PinCPU:       pin,
+			Timers:       txnTimers(cfg.Timers),
+			TimerC:       cfg.Timers.TimerC,
+			RecordRoute:  cfg.Proxy.RecordRoute,
+			MaxForwards:  cfg.Proxy.MaxForwards,
+			UDPMTU:       cfg.Proxy.UDPMTUThreshold,
+			UDPSockets:   cfg.UDP.Sockets,
+			Locals:       locals,
+			Router:       router,
+			Health:       health,
+			Probes:       probes,
+			Out:          tp,
+			Pick:         picker.Pick,
+			Log:          log,
+		})
+		inboxes[i] = workers[i]
+	}
+	disp.Bind(inboxes, tp)
+
+	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stopSignals()
+	runCtx, stopRun := context.WithCancel(context.Background())
+	defer stopRun()
+
+	var wg sync.WaitGroup
+	tpErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tpErr <- tp.Serve(runCtx)
+	}()
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Run(runCtx)
+		}()
+	}
+	log.Info("sipvigil serving", "version", version, "listen", listens, "workers", n, "record_route", cfg.Proxy.RecordRoute)
+
+	select {
+	case <-sigCtx.Done():
+	case err := <-tpErr:
+		stopRun()
+		wg.Wait()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("transport: %w", err)
+		}
+		return nil
+	}
+
+	// Graceful shutdown: new dialogs get 503, open transactions get until
+	// the grace deadline, then whatever is left is answered 503.
+	deadline := time.Now().Add(cfg.Shutdown.Grace)
+	log.Info("draining", "grace", cfg.Shutdown.Grace)
+	disp.Drain()
+	drained := make([]<-chan struct{}, len(workers))
+	for i, w := range workers {
+		drained[i] = w.Drain(deadline)
+	}
+	for _, ch := range drained {
+		select {
+		case <-ch:
+		case <-time.After(time.Until(deadline) + 2*time.Second):
+		}
+	}
+	// Let the last responses leave before the sockets close.
+	time.Sleep(50 * time.Millisecond)
+	stopRun()
+	wg.Wait()
+	log.Info("sipvigil stopped")
+	return nil
+}

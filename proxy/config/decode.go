@@ -104,13 +104,6 @@ func describe(n *yaml.Node) string {
 	return "an unsupported node"
 }
 
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
 // sequence returns the (alias-resolved) items of a list node.
 func (d *decoder) sequence(n *yaml.Node, path string) ([]*yaml.Node, error) {
 	if n.Kind != yaml.SequenceNode {

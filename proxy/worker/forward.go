@@ -138,10 +138,7 @@ func dialogCreating(m sip.RequestMethod) bool {
 
 func removeLastRoute(m *sip.Request) {
 	routes := m.GetHeaders("Route")
-	keep := make([]sip.Header, 0, len(routes)-1)
-	for _, r := range routes[:len(routes)-1] {
-		keep = append(keep, r)
-	}
+	keep := append([]sip.Header(nil), routes[:len(routes)-1]...)
 	for range routes {
 		m.RemoveHeader("Route")
 	}

@@ -20,6 +20,10 @@ import (
 	"sipvigil/proxy/worker"
 )
 
+// drainLinger is how long a drained proxy keeps relaying in-dialog
+// requests before it closes its sockets.
+const drainLinger = 2 * time.Second
+
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -187,8 +191,12 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 		case <-time.After(time.Until(deadline) + 2*time.Second):
 		}
 	}
-	// Let the last responses leave before the sockets close.
-	time.Sleep(50 * time.Millisecond)
+	// Every transaction has its final response. Keep routing in-dialog
+	// traffic a little longer, so the ACKs for the last 2xx responses and
+	// the BYEs right behind them still find their way (new dialogs are
+	// still refused).
+	log.Info("drained; lingering for in-dialog requests", "linger", drainLinger)
+	time.Sleep(drainLinger)
 	stopRun()
 	wg.Wait()
 	log.Info("sipvigil stopped")

@@ -197,7 +197,7 @@ func (w *Worker) forward(ctx *serverCtx, t target, now time.Time) bool {
 		w.removeBranch(b)
 		b.final = true
 		if t.hop != nil {
-			w.opt.Health.Report(t.hop, false, 0)
+			w.opt.Health.Fail(t.hop)
 		}
 		w.recordBest(ctx, reply.New(ctx.req, 503, "Service Unavailable"))
 		return false

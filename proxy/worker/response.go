@@ -101,7 +101,7 @@ func (w *Worker) branchFinal(ctx *serverCtx, b *branch, res *sip.Response, now t
 	if b.to.hop != nil {
 		switch res.StatusCode {
 		case 408, 503:
-			w.opt.Health.Report(b.to.hop, false, 0)
+			w.opt.Health.Fail(b.to.hop)
 		}
 	}
 	if ctx.finalSent {

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -24,12 +27,16 @@ import (
 // requests before it closes its sockets.
 const drainLinger = 2 * time.Second
 
+// defaultGCPercent is GOGC when the environment does not set it.
+const defaultGCPercent = 400
+
 func serve(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "YAML config file (default: the embedded default config)")
 	listen := fs.String("listen", "", "override the listen address, e.g. 127.0.0.1:5060 (UDP and TCP)")
 	hop := fs.String("route", "", "override the default route's next hop, e.g. 127.0.0.1:5070;transport=udp")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until shutdown (for performance work)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,6 +55,27 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(cfg.Log, stderr)
+	if os.Getenv("GOGC") == "" {
+		// Every SIP message is parsed into a few dozen small objects that
+		// die within a transaction's lifetime. Collecting at 5x the live
+		// heap instead of 2x cuts the collector's CPU per call by about
+		// 4x for a few hundred MB more memory at thousands of calls/s.
+		// GOGC and GOMEMLIMIT in the environment still win.
+		debug.SetGCPercent(defaultGCPercent)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := runProxy(cfg, log); err != nil {
 		log.Error("sipvigil stopped", "err", err)
 		return 1

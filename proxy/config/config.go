@@ -240,7 +240,7 @@ func defaults() *Config {
 		Workers: Workers{
 			Count:        0,
 			Inbox:        8192,
-			LockOSThread: true,
+			LockOSThread: false,
 			PinCPUs:      false,
 		},
 		Timers: Timers{

@@ -113,7 +113,7 @@ func TestDefaultValues(t *testing.T) {
 		{"tcp.max_message_size", c.TCP.MaxMessageSize, 65535},
 		{"workers.count", c.Workers.Count, 0},
 		{"workers.inbox", c.Workers.Inbox, 8192},
-		{"workers.lock_os_thread", c.Workers.LockOSThread, true},
+		{"workers.lock_os_thread", c.Workers.LockOSThread, false},
 		{"workers.pin_cpus", c.Workers.PinCPUs, false},
 		{"timers.t1", c.Timers.T1, 500 * time.Millisecond},
 		{"timers.t2", c.Timers.T2, 4 * time.Second},

@@ -37,7 +37,7 @@ type framer struct {
 }
 
 func (f *framer) init(maxSize int) {
-	p := sip.NewParser()
+	p := NewParser()
 	p.MaxMessageLength = maxSize
 	f.stream = p.NewSIPStream()
 	f.between = true

@@ -118,7 +118,7 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 	// One byte more than the largest accepted datagram: a read that fills the
 	// buffer proves truncation even where MSG_TRUNC is unavailable.
 	buf := make([]byte, t.cfg.MaxDatagram+1)
-	parser := sip.NewParser()
+	parser := NewParser()
 	parser.MaxMessageLength = t.cfg.MaxDatagram
 	pc := t.counters.proto(UDP)
 	backoff := time.Duration(0)

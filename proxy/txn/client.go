@@ -215,3 +215,14 @@ func (c *Client) terminate() {
 	c.state = Terminated
 	c.pending.stopAll()
 }
+
+// Compact drops the request once nothing can retransmit it (after a
+// final response); Request returns nil afterwards. It does nothing while
+// Timer A or E may still fire.
+func (c *Client) Compact() {
+	switch c.state {
+	case Calling, Trying, Proceeding:
+	default:
+		c.req = nil
+	}
+}

@@ -106,3 +106,23 @@ func TestDefaultTimers(t *testing.T) {
 		t.Errorf("DefaultTimers = %+v", d)
 	}
 }
+
+func TestCompactKeepsWhatRetransmissionsNeed(t *testing.T) {
+	now := time.Unix(0, 0)
+	opt := newOptions(t)
+	s := NewServer(opt, false, DefaultTimers(), now)
+	s.Respond(responseTo(opt, 200), now)
+	s.Compact()
+	if s.Request() != nil {
+		t.Error("Compact kept the request")
+	}
+	if s.OnRequestRetransmission(now) == nil {
+		t.Error("Compact dropped the final a retransmitted request must get")
+	}
+	inv := newInvite(t)
+	c := NewClient(inv, false, DefaultTimers(), now)
+	c.Compact()
+	if c.Request() == nil {
+		t.Error("Compact dropped a request Timer A still needs")
+	}
+}

@@ -253,3 +253,17 @@ func statusClass(code int) int {
 	}
 	return code / 100
 }
+
+// Compact drops what the transaction no longer needs, so that a proxy
+// holding thousands of transactions for 64*T1 after their final response
+// (RFC 6026 Accepted, Completed) does not also hold their messages: the
+// request always (Request returns nil afterwards), and the last response
+// unless a retransmitted request may still need it (Proceeding, Completed).
+func (s *Server) Compact() {
+	s.req = nil
+	switch s.state {
+	case Proceeding, Completed:
+	default:
+		s.last = nil
+	}
+}

@@ -56,22 +56,54 @@ func (w *Worker) localFor(proto transport.Proto, addr netip.AddrPort) Local {
 // isOurs reports whether host:port names this proxy. A missing port means
 // 5060, as in RFC 3261 §19.1.2.
 func (w *Worker) isOurs(host string, port int) bool {
-	host = strings.Trim(host, "[]")
 	if port == 0 {
 		port = 5060
 	}
-	for _, l := range w.opt.Locals {
-		if port != l.Port && port != int(l.Addr.Port()) {
-			continue
-		}
-		if strings.EqualFold(host, l.Host) {
-			return true
-		}
-		if a, err := netip.ParseAddr(host); err == nil && a.Unmap() == l.Addr.Addr() {
+	if len(host) > 0 && host[0] == '[' {
+		host = strings.Trim(host, "[]")
+	}
+	for _, n := range w.names {
+		if port == n.port && (host == n.host || strings.EqualFold(host, n.host)) {
 			return true
 		}
 	}
+	// Other spellings of an IPv6 address (zeros, case) are rare; compare
+	// them parsed only when the cheap test failed.
+	if strings.IndexByte(host, ':') >= 0 {
+		if a, err := netip.ParseAddr(host); err == nil {
+			for _, l := range w.opt.Locals {
+				if a.Unmap() == l.Addr.Addr() && (port == l.Port || port == int(l.Addr.Port())) {
+					return true
+				}
+			}
+		}
+	}
 	return false
+}
+
+// ourName is one host:port spelling that names this proxy: each Local's
+// advertised host and port, and its listen address.
+type ourName struct {
+	host string
+	port int
+}
+
+func ourNames(locals []Local) []ourName {
+	var names []ourName
+	add := func(n ourName) {
+		for _, x := range names {
+			if x == n {
+				return
+			}
+		}
+		names = append(names, n)
+	}
+	for _, l := range locals {
+		add(ourName{host: l.Host, port: l.Port})
+		add(ourName{host: l.Addr.Addr().String(), port: int(l.Addr.Port())})
+		add(ourName{host: l.Addr.Addr().String(), port: l.Port})
+	}
+	return names
 }
 
 // uriTarget resolves a SIP URI (Route or Request-URI) to a target. Only IP

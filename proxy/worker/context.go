@@ -22,7 +22,7 @@ type serverCtx struct {
 	reply    transport.Outbound // where responses go (Data unset)
 	inLocal  Local              // the address it arrived on
 
-	tmpl        *sip.Request // request after Route/Max-Forwards processing, cloned per branch
+	first       *sip.Request // the prepared copy routing looked at, used by the first branch
 	loopHash    string
 	recordRoute bool
 	plan        []target
@@ -33,6 +33,7 @@ type serverCtx struct {
 	cancelled   bool
 	got6xx      bool
 	initial     bool
+	isInvite    bool
 	timerC      time.Time
 }
 

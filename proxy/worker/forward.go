@@ -23,38 +23,10 @@ const branchPrefix = "z9hG4bK-sv-"
 // forwards its first branch.
 func (w *Worker) routeRequest(ctx *serverCtx, now time.Time) {
 	req := ctx.req
-	fwd := req.Clone()
+	fwd, popped := w.prepare(ctx)
+	ctx.first = fwd
 
-	// §16.4: a strict-routing previous hop put our Record-Route in the
-	// Request-URI; restore the real target from the last Route.
-	if w.isOurs(fwd.Recipient.Host, fwd.Recipient.Port) && fwd.Recipient.User == "" {
-		if routes := fwd.GetHeaders("Route"); len(routes) > 0 {
-			last := routes[len(routes)-1].(*sip.RouteHeader)
-			fwd.Recipient = *last.Address.Clone()
-			removeLastRoute(fwd)
-		}
-	}
-	// Loose routing: pop every Route that names us (two with double
-	// Record-Route).
-	popped := false
-	for r := fwd.Route(); r != nil && w.isOurs(r.Address.Host, r.Address.Port); r = fwd.Route() {
-		fwd.RemoveHeader("Route")
-		popped = true
-	}
-	// Max-Forwards: a fresh header, never the pointer Clone shares.
-	mf := w.opt.MaxForwards
-	if h := req.MaxForwards(); h != nil {
-		mf = int(*h) - 1
-	}
-	newMF := sip.MaxForwardsHeader(uint32(mf))
-	if fwd.MaxForwards() != nil {
-		fwd.ReplaceHeader(&newMF)
-	} else {
-		fwd.AppendHeader(&newMF)
-	}
-	ctx.tmpl = fwd
-
-	switch r := fwd.Route(); {
+	switch r := topRoute(fwd); {
 	case r != nil:
 		t, ok := uriTarget(&r.Address)
 		if !ok {
@@ -114,6 +86,50 @@ func (w *Worker) isSelf(t target) bool {
 	return false
 }
 
+// prepare makes the copy of ctx's request that one branch will carry:
+// Request-URI restored from a strict router (§16.4), our own Routes popped,
+// Max-Forwards decremented (a fresh header, never the pointer sipgo's Clone
+// shares). popped reports whether a Route of ours was removed.
+func (w *Worker) prepare(ctx *serverCtx) (fwd *sip.Request, popped bool) {
+	req := ctx.req
+	fwd = req.Clone()
+	if w.isOurs(fwd.Recipient.Host, fwd.Recipient.Port) && fwd.Recipient.User == "" {
+		if routes := fwd.GetHeaders("Route"); len(routes) > 0 {
+			last := routes[len(routes)-1].(*sip.RouteHeader)
+			fwd.Recipient = *last.Address.Clone()
+			removeLastRoute(fwd)
+		}
+	}
+	// Loose routing: pop every Route that names us (two with double
+	// Record-Route).
+	for r := topRoute(fwd); r != nil && w.isOurs(r.Address.Host, r.Address.Port); r = topRoute(fwd) {
+		fwd.RemoveHeader("Route")
+		popped = true
+	}
+	mf := w.opt.MaxForwards
+	if h := req.MaxForwards(); h != nil {
+		mf = int(*h) - 1
+	}
+	newMF := sip.MaxForwardsHeader(uint32(mf))
+	if fwd.MaxForwards() != nil {
+		fwd.ReplaceHeader(&newMF)
+	} else {
+		fwd.AppendHeader(&newMF)
+	}
+	return fwd, popped
+}
+
+// topRoute returns the top Route header without sipgo's lazy-parse
+// allocation when there is none.
+func topRoute(m *sip.Request) *sip.RouteHeader {
+	for _, h := range m.Headers() {
+		if r, ok := h.(*sip.RouteHeader); ok {
+			return r
+		}
+	}
+	return nil
+}
+
 // localRequest answers requests addressed to sipvigil itself. OPTIONS gets
 // 200 so load balancers and peers can health-check the proxy, as they do
 // with Kamailio's keepalive replies.
@@ -167,7 +183,12 @@ func (w *Worker) nextBranch(ctx *serverCtx, now time.Time) bool {
 // failure, which counts as a 503 from that branch (RFC 3261 §16.9).
 func (w *Worker) forward(ctx *serverCtx, t target, now time.Time) bool {
 	proto := t.proto
-	req, ok := w.buildBranch(ctx, proto, t)
+	base := ctx.first
+	ctx.first = nil
+	if base == nil {
+		base, _ = w.prepare(ctx)
+	}
+	req, ok := w.buildBranch(ctx, base, proto, t)
 	if !ok {
 		w.recordBest(ctx, reply.New(ctx.req, 503, "No Local Address"))
 		return false
@@ -176,7 +197,8 @@ func (w *Worker) forward(ctx *serverCtx, t target, now time.Time) bool {
 	if proto == transport.UDP && len(data) > w.opt.UDPMTU {
 		// RFC 3261 §18.1.1: too large for UDP, use TCP and say so in Via.
 		proto = transport.TCP
-		if req, ok = w.buildBranch(ctx, proto, t); !ok {
+		base, _ = w.prepare(ctx)
+		if req, ok = w.buildBranch(ctx, base, proto, t); !ok {
 			w.recordBest(ctx, reply.New(ctx.req, 503, "No Local Address"))
 			return false
 		}
@@ -186,7 +208,7 @@ func (w *Worker) forward(ctx *serverCtx, t target, now time.Time) bool {
 	b := w.newBranch(req, t, data, now)
 	b.ctx = ctx
 	ctx.branches = append(ctx.branches, b)
-	if ctx.req.IsInvite() && ctx.timerC.IsZero() {
+	if ctx.isInvite && ctx.timerC.IsZero() {
 		ctx.timerC = now.Add(w.opt.TimerC)
 		w.schedule(&ctx.timed, ctx.deadline())
 	}
@@ -206,14 +228,13 @@ func (w *Worker) forward(ctx *serverCtx, t target, now time.Time) bool {
 	return true
 }
 
-// buildBranch clones the template and adds Via and Record-Route for the
+// buildBranch adds Via and Record-Route to req, a prepared copy, for the
 // local address the branch leaves from.
-func (w *Worker) buildBranch(ctx *serverCtx, proto transport.Proto, t target) (*sip.Request, bool) {
+func (w *Worker) buildBranch(ctx *serverCtx, req *sip.Request, proto transport.Proto, t target) (*sip.Request, bool) {
 	out, ok := w.local(proto, t.addr.Addr())
 	if !ok {
 		return nil, false
 	}
-	req := ctx.tmpl.Clone()
 	if ctx.recordRoute {
 		// Double Record-Route when the request changes interface or
 		// transport, as Kamailio's record_route() does, so each side of
@@ -340,7 +361,7 @@ func loopHash(req *sip.Request) string {
 // same loop hash: it came back with the same target, a loop. A different
 // hash is a spiral (the target changed) and is allowed.
 func (w *Worker) looped(req *sip.Request, hash string) bool {
-	for _, h := range req.GetHeaders("Via") {
+	for _, h := range req.Headers() {
 		v, ok := h.(*sip.ViaHeader)
 		if !ok || !w.isOurs(v.Host, v.Port) {
 			continue
@@ -356,7 +377,7 @@ func (w *Worker) looped(req *sip.Request, hash string) bool {
 // forwardAck routes an ACK for a 2xx end to end without a transaction.
 func (w *Worker) forwardAck(in transport.Inbound, req *sip.Request, now time.Time) {
 	fwd := req.Clone()
-	for r := fwd.Route(); r != nil && w.isOurs(r.Address.Host, r.Address.Port); r = fwd.Route() {
+	for r := topRoute(fwd); r != nil && w.isOurs(r.Address.Host, r.Address.Port); r = topRoute(fwd) {
 		fwd.RemoveHeader("Route")
 	}
 	if h := req.MaxForwards(); h != nil {
@@ -368,7 +389,7 @@ func (w *Worker) forwardAck(in transport.Inbound, req *sip.Request, now time.Tim
 	}
 	var t target
 	var ok bool
-	if r := fwd.Route(); r != nil {
+	if r := topRoute(fwd); r != nil {
 		t, ok = uriTarget(&r.Address)
 	} else {
 		t, ok = uriTarget(&fwd.Recipient)

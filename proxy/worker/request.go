@@ -74,7 +74,8 @@ func (w *Worker) newServerCtx(key string, in transport.Inbound, req *sip.Request
 		req:     req,
 		reply:   reply.Where(in, req.Via()),
 		inLocal: w.localFor(in.Proto, in.Local),
-		initial: !req.To().Params.Has("tag"),
+		initial:  !req.To().Params.Has("tag"),
+		isInvite: req.IsInvite(),
 	}
 	ctx.reply.Socket = w.opt.Index
 	ctx.fire = func(w *Worker, now time.Time) { w.serverTimer(ctx, now) }
@@ -104,7 +105,7 @@ func inviteID(req *sip.Request) string {
 // addressedToUs reports a request for the proxy itself: no user part and our
 // host:port in the Request-URI, and no Route left to follow.
 func (w *Worker) addressedToUs(req *sip.Request) bool {
-	return req.Recipient.User == "" && w.isOurs(req.Recipient.Host, req.Recipient.Port) && req.Route() == nil
+	return req.Recipient.User == "" && w.isOurs(req.Recipient.Host, req.Recipient.Port) && topRoute(req) == nil
 }
 
 // handleCancel implements RFC 3261 §16.10. The CANCEL gets its own server
@@ -156,18 +157,33 @@ func (w *Worker) respond(ctx *serverCtx, res *sip.Response, now time.Time) {
 	if !send && res.StatusCode >= 200 && res.StatusCode < 300 {
 		send = true
 	}
-	if res.StatusCode >= 200 && !ctx.finalSent {
+	first := res.StatusCode >= 200 && !ctx.finalSent
+	if first {
 		ctx.finalSent = true
 		w.pending--
 		w.counters.Finals[res.StatusCode/100].Add(1)
-		if ctx.timerC != (time.Time{}) {
-			ctx.timerC = time.Time{}
-		}
+		ctx.timerC = time.Time{}
 	}
 	if send {
 		w.sendResponse(ctx, res)
 	}
+	if first {
+		w.compactServer(ctx)
+	}
 	w.schedule(&ctx.timed, ctx.deadline())
+}
+
+// compactServer drops what a context no longer needs once its final
+// response is out. The transaction lives on for up to 64*T1 to absorb
+// retransmissions (RFC 6026); without this it would also keep the request,
+// its routing state and every response, which at thousands of calls/s is
+// most of the heap and most of the collector's work.
+func (w *Worker) compactServer(ctx *serverCtx) {
+	ctx.req = nil
+	ctx.first = nil
+	ctx.plan = nil
+	ctx.best = nil
+	ctx.tx.Compact()
 }
 
 // sendResponse writes a response to where ctx's request came from.

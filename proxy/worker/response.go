@@ -43,11 +43,17 @@ func (w *Worker) handleResponse(in transport.Inbound, res *sip.Response, now tim
 	w.branchResponse(b, res, now)
 }
 
-// afterClientEvent reschedules or removes a client transaction.
+// afterClientEvent reschedules or removes a client transaction. Once no
+// retransmission, CANCEL or ACK can need the request any more (a 2xx, or
+// any final of a non-INVITE), the branch lets go of it.
 func (w *Worker) afterClientEvent(b *branch) {
-	if b.tx.State() == txn.Terminated {
+	switch st := b.tx.State(); {
+	case st == txn.Terminated:
 		w.removeBranch(b)
 		return
+	case st == txn.Accepted, st == txn.Completed && !b.tx.IsInvite():
+		b.req, b.data = nil, nil
+		b.tx.Compact()
 	}
 	w.schedule(&b.timed, b.deadline())
 }
@@ -72,7 +78,7 @@ func (w *Worker) branchResponse(b *branch, res *sip.Response, now time.Time) {
 		if b.cancelWanted && !b.cancelSent {
 			w.sendCancel(b, now)
 		}
-		if ctx.req.IsInvite() && !ctx.timerC.IsZero() {
+		if ctx.isInvite && !ctx.timerC.IsZero() {
 			ctx.timerC = now.Add(w.opt.TimerC) // §16.7 step 2: reset on 101-199
 			w.schedule(&ctx.timed, ctx.deadline())
 		}
@@ -84,7 +90,7 @@ func (w *Worker) branchResponse(b *branch, res *sip.Response, now time.Time) {
 		first := !ctx.finalSent
 		w.respond(ctx, res, now)
 		if first {
-			if ctx.req.IsInvite() && ctx.initial {
+			if ctx.isInvite && ctx.initial {
 				w.counters.DialogsEstablished.Add(1)
 			}
 			// §16.7 step 10: a 2xx ends the search; cancel the rest.
@@ -186,7 +192,7 @@ func (w *Worker) anyPending(ctx *serverCtx) bool {
 // a branch that has had no provisional response must not be cancelled yet;
 // the CANCEL goes out when its first 1xx arrives.
 func (w *Worker) cancelBranches(ctx *serverCtx, now time.Time) {
-	if !ctx.req.IsInvite() {
+	if !ctx.isInvite {
 		return
 	}
 	for _, b := range ctx.branches {
@@ -252,6 +258,9 @@ func (w *Worker) branchGaveUp(b *branch, code int, reason string, now time.Time)
 		return
 	}
 	b.final = true
+	if b.ctx.finalSent {
+		return // answered already; nothing left to decide
+	}
 	w.branchFinal(b.ctx, b, reply.New(b.ctx.req, code, reason), now)
 }
 

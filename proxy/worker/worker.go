@@ -69,6 +69,7 @@ type Worker struct {
 	buf     bytes.Buffer
 	hops    []*route.Hop // scratch for route plans
 	sets    map[string]*route.Set
+	names   []ourName // host:port spellings that are this proxy
 
 	pending       int // server contexts that have not sent a final response
 	draining      bool
@@ -123,6 +124,7 @@ func New(opt Options) *Worker {
 	}
 	w.drainTimer = timed{index: -1, fire: func(w *Worker, now time.Time) { w.drainExpired(now) }}
 	w.opt.Log = opt.Log.With("worker", opt.Index)
+	w.names = ourNames(opt.Locals)
 	w.sets = make(map[string]*route.Set)
 	if opt.Router != nil {
 		for _, s := range opt.Router.Sets() {

@@ -68,12 +68,12 @@ func (w *Worker) handleRequest(in transport.Inbound, req *sip.Request, now time.
 
 func (w *Worker) newServerCtx(key string, in transport.Inbound, req *sip.Request, now time.Time) *serverCtx {
 	ctx := &serverCtx{
-		timed:   timed{index: -1},
-		key:     key,
-		tx:      txn.NewServer(req, in.Proto == transport.TCP, w.opt.Timers, now),
-		req:     req,
-		reply:   reply.Where(in, req.Via()),
-		inLocal: w.localFor(in.Proto, in.Local),
+		timed:    timed{index: -1},
+		key:      key,
+		tx:       txn.NewServer(req, in.Proto == transport.TCP, w.opt.Timers, now),
+		req:      req,
+		reply:    reply.Where(in, req.Via()),
+		inLocal:  w.localFor(in.Proto, in.Local),
 		initial:  !req.To().Params.Has("tag"),
 		isInvite: req.IsInvite(),
 	}

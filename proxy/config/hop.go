@@ -105,3 +105,22 @@ func parseHop(uri string) (Hop, error) {
 	}
 	return h, nil
 }
+
+// ParseHopLiteral parses a hop URI in the same syntax as a destination-set
+// hop, but requires an IP literal and fills Addr. It is for hops that
+// arrive at run time (an HTTP route lookup), where a DNS lookup would block.
+func ParseHopLiteral(uri string) (Hop, error) {
+	h, err := parseHop(uri)
+	if err != nil {
+		return Hop{}, err
+	}
+	a, err := netip.ParseAddr(h.Host)
+	if err != nil {
+		return Hop{}, fmt.Errorf("hop %q: an IP address is required here, not a host name", uri)
+	}
+	h.Addr = netip.AddrPortFrom(a.Unmap(), uint16(h.Port))
+	if h.Weight == 0 {
+		h.Weight = 1
+	}
+	return h, nil
+}

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# bench/capacity.sh: highest call rate a proxy sustains with zero failed calls.
+#
+#   SIPp UAC --UDP--> proxy (sipvigil | kamailio) --UDP--> SIPp UAS, all on 127.0.0.1
+#
+# Each trial starts a fresh proxy and a fresh UAS, runs the UAC at RATE cps for
+# DURATION seconds (-r RATE -m RATE*DURATION) and passes only if the UAC exits
+# 0, all RATE*DURATION calls succeeded, none failed, and the run did not take
+# much longer than DURATION (the rate was really sustained).  The search is an
+# exponential ramp from --start, then bisection down to --resolution cps.
+# The proxy's CPU (utime+stime of all its processes, /proc/PID/stat) is read
+# before and after each UAC run and reported as CPU-seconds per 1000 calls.
+#
+# See bench/README.md.  Run `bench/capacity.sh --help` for the options.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+DURATION=10
+START_RATE=500
+MAX_RATE=20000
+RESOLUTION=50
+SCENARIO=basic
+MAX_TRIALS=25
+FAIL_ON_RETRANS=0
+CHILDREN_SET=0
+STRETCH=1.1   # a trial may take at most duration*STRETCH + SLACK seconds
+SLACK=1
+
+usage() {
+	cat <<EOF
+usage: bench/capacity.sh [options]
+  --proxy sipvigil|kamailio   proxy under test (default: $PROXY; bin/sipvigil is built if missing)
+  --direct                    no proxy: UAC straight to UAS, measures SIPp's own ceiling
+  --children N                kamailio UDP worker processes (default: $CHILDREN)
+  --duration S                seconds of load per trial (default: $DURATION)
+  --start RATE                first rate of the ramp, cps (default: $START_RATE)
+  --max RATE                  never try above this rate, cps (default: $MAX_RATE)
+  --resolution CPS            stop bisecting when pass/fail bounds are this close (default: $RESOLUTION)
+  --scenario basic|b2b        SIPp scenario pair (default: $SCENARIO)
+  --transport udp             only udp is implemented
+  --hold-ms MS                UAC pause between ACK and BYE (default: $HOLD_MS)
+  --ring-ms MS                basic UAS pause between 180 and 200 (default: $RING_MS)
+  --kam-shm MB                kamailio shared memory (default: $KAM_SHM_MB)
+  --kam-mem fm|tlsf|qm        kamailio shm+pkg memory manager, -x/-X (default: $KAM_MEM)
+  --fail-on-retrans           also fail a trial on any SIP retransmission
+  --stretch F --slack S       "rate sustained" check: the UAC run must finish within
+                              duration*F + S seconds (+ ring/hold time) (default: $STRETCH, $SLACK)
+  --max-trials N              safety bound on the number of trials (default: $MAX_TRIALS)
+  --keep                      keep the temp dir with proxy/SIPp logs and stats
+EOF
+}
+
+while (($#)); do
+	case $1 in
+	--proxy) PROXY=${2:?}; shift 2 ;;
+	--direct) PROXY=direct; shift ;;
+	--children) CHILDREN=${2:?}; CHILDREN_SET=1; shift 2 ;;
+	--duration) DURATION=${2:?}; shift 2 ;;
+	--start) START_RATE=${2:?}; shift 2 ;;
+	--max) MAX_RATE=${2:?}; shift 2 ;;
+	--resolution) RESOLUTION=${2:?}; shift 2 ;;
+	--scenario) SCENARIO=${2:?}; shift 2 ;;
+	--transport) TRANSPORT=${2:?}; shift 2 ;;
+	--hold-ms) HOLD_MS=${2:?}; shift 2 ;;
+	--ring-ms) RING_MS=${2:?}; shift 2 ;;
+	--kam-shm) KAM_SHM_MB=${2:?}; shift 2 ;;
+	--kam-mem) KAM_MEM=${2:?}; shift 2 ;;
+	--fail-on-retrans) FAIL_ON_RETRANS=1; shift ;;
+	--stretch) STRETCH=${2:?}; shift 2 ;;
+	--slack) SLACK=${2:?}; shift 2 ;;
+	--max-trials) MAX_TRIALS=${2:?}; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option: $1" ;;
+	esac
+done
+
+for v in DURATION START_RATE MAX_RATE RESOLUTION CHILDREN HOLD_MS RING_MS KAM_SHM_MB MAX_TRIALS; do
+	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, got '${!v}'"
+done
+[[ $STRETCH =~ ^[0-9]+(\.[0-9]+)?$ && $SLACK =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--stretch and --slack must be numbers"
+((DURATION > 0 && START_RATE > 0 && RESOLUTION > 0 && CHILDREN > 0)) || die "duration, start, resolution and children must be > 0"
+((START_RATE <= MAX_RATE)) || die "--start must be <= --max"
+[[ $KAM_MEM =~ ^(fm|tlsf|qm)$ ]] || die "--kam-mem must be fm, tlsf or qm"
+[[ $TRANSPORT == udp ]] || die "--transport $TRANSPORT: only udp is implemented"
+if [[ $PROXY != kamailio ]] && ((CHILDREN_SET)); then
+	log "note: --children only applies to kamailio, ignored for $PROXY"
+fi
+
+proxy_check_tools
+scenario_files "$SCENARIO"
+bench_init
+
+RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO-$(date +%Y%m%d-%H%M%S).txt"
+: >"$RESULT_FILE"
+
+CHILDREN_LABEL=$CHILDREN
+[[ $PROXY == kamailio ]] || CHILDREN_LABEL=na
+
+env_header
+out "# capacity: scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s start=$START_RATE max=$MAX_RATE resolution=$RESOLUTION hold=${HOLD_MS}ms ring=${RING_MS}ms"
+out "# pass = UAC rc 0, failed=0, ok=rate*duration, elapsed <= duration*$STRETCH+${SLACK}s(+ring+hold)$( ((FAIL_ON_RETRANS)) && echo ', no retransmissions')"
+
+# psi_cpu_us: cumulative microseconds during which some runnable task waited
+# for a CPU (/proc/pressure/cpu, "some" line); empty when PSI is unavailable.
+# (/proc/stat busy/idle ticks proved unreliable in the VM this was written on.)
+psi_cpu_us() {
+	awk '$1 == "some" { for (i = 2; i <= NF; i++) if ($i ~ /^total=/) { sub(/^total=/, "", $i); print $i } }' \
+		/proc/pressure/cpu 2>/dev/null || true
+}
+
+TRIALS=0
+BEST_RATE=0
+BEST_CPU1K=""
+BEST_LINE=""
+SIPP_SATURATED=0
+TRIAL_SUMMARY=()
+
+# run_trial RATE: sets TRIAL_PASS (0/1)
+run_trial() {
+	local rate=$1 calls dir target tmo hard
+	TRIALS=$((TRIALS + 1))
+	calls=$((rate * DURATION))
+	dir="$WORK/trial-$TRIALS-r$rate"
+	mkdir -p "$dir"
+	tmo=$((DURATION * 2 + 15))
+	hard=$((DURATION * 2 + 30))
+	TRIAL_PASS=0
+
+	alloc_ports
+	log "trial $TRIALS: rate=$rate cps calls=$calls proxy=$PROXY ports proxy=$PROXY_PORT uas=$UAS_PORT uac=$UAC_PORT"
+	start_uas "$dir" $((hard + 30)) || die "could not start the SIPp UAS (see $dir)"
+	if ! start_proxy "$dir"; then
+		KEEP=1
+		die "could not start $PROXY (logs in $dir)"
+	fi
+	target=$PROXY_PORT
+	[[ $PROXY == direct ]] && target=$UAS_PORT
+
+	local psi0 psi1 u0 u1
+	psi0=$(psi_cpu_us)
+	u0=$(udp_errors)
+	run_uac "$dir" "$rate" "$calls" "$tmo" "$hard" "$target"
+	psi1=$(psi_cpu_us)
+	u1=$(udp_errors)
+	# let the UAS write one more stats line (-fd 1) and in-flight retransmissions
+	# settle, then stop everything; this also spaces the trials out
+	sleep 1
+	stop_sipp
+	stop_proxy
+	kill_strays
+
+	local csv="$dir/uac_stat.csv" ok failed retrans wd_major wd_minor dead ooc reasons uas_failed
+	ok=$(stat_get "$csv" 'SuccessfulCall(C)')
+	failed=$(stat_get "$csv" 'FailedCall(C)')
+	retrans=$(stat_get "$csv" 'Retransmissions(C)')
+	wd_major=$(stat_get "$csv" 'WatchdogMajor(C)')
+	wd_minor=$(stat_get "$csv" 'WatchdogMinor(C)')
+	dead=$(stat_get "$csv" 'DeadCallMsgs(C)')
+	ooc=$(stat_get "$csv" 'OutOfCallMsgs(C)')
+	reasons=$(failure_summary "$csv")
+	uas_failed=$(stat_get "$dir/uas_stat.csv" 'FailedCall(C)')
+	ok=${ok:-0} failed=${failed:-?} retrans=${retrans:-?} uas_failed=${uas_failed:-?}
+
+	local el max_el proxy_s uac_cores uas_cores proxy_cores cpu1k achieved psi=na
+	el=$UAC_ELAPSED
+	max_el=$(fcalc "$DURATION * $STRETCH + $SLACK + ($RING_MS + $HOLD_MS) / 1000")
+	proxy_s=$(fcalc "$PROXY_TICKS / $CLK_TCK")
+	proxy_cores=$(fcalc "$PROXY_TICKS / $CLK_TCK / $el")
+	uac_cores=$(fcalc "$UAC_CPU_TICKS / $CLK_TCK / $el")
+	uas_cores=$(fcalc "$UAS_TICKS / $CLK_TCK / $el")
+	achieved=$(awk -v ok="$ok" -v el="$el" 'BEGIN { printf "%.0f", ok / el }')
+	if [[ -n $psi0 && -n $psi1 ]]; then
+		psi=$(awk -v a="$psi0" -v b="$psi1" -v el="$el" 'BEGIN { printf "%.0f", (b - a) / (el * 1e6) * 100 }')
+	fi
+	local udp_drops
+	udp_drops=$(awk -v a="$u0" -v b="$u1" 'BEGIN { split(a, x, " "); split(b, y, " "); print (y[1] - x[1]) "/" (y[2] - x[2]) }')
+	cpu1k=na
+	((ok > 0)) && [[ $PROXY != direct ]] && cpu1k=$(fcalc "$PROXY_TICKS / $CLK_TCK / $ok * 1000")
+
+	local why=()
+	((UAC_RC == 0)) || why+=("uac_rc=$UAC_RC")
+	[[ $failed == 0 ]] || why+=("failed=$failed")
+	[[ $ok == "$calls" ]] || why+=("ok=$ok/$calls")
+	awk -v e="$el" -v m="$max_el" 'BEGIN { exit !(e <= m) }' || why+=("slow(elapsed>${max_el}s)")
+	if ((FAIL_ON_RETRANS)) && [[ $retrans != 0 ]]; then why+=("retrans=$retrans"); fi
+
+	local verdict=PASS
+	if ((${#why[@]})); then verdict=FAIL; else TRIAL_PASS=1; fi
+
+	local notes=()
+	if awk -v u="$uac_cores" -v s="$uas_cores" 'BEGIN { exit !(u >= 0.85 || s >= 0.85) }'; then
+		notes+=("SIPp-near-100%-of-a-core")
+		SIPP_SATURATED=1
+	fi
+	if [[ ${wd_major:-0} != 0 || ${wd_minor:-0} != 0 ]]; then
+		notes+=("sipp-watchdog(major=$wd_major,minor=$wd_minor)")
+		SIPP_SATURATED=1
+	fi
+	if [[ $psi != na ]] && ((psi >= 30)); then notes+=("cpu-contention"); fi
+
+	local line
+	line=$(printf 'TRIAL %2d rate=%-6s %s ok=%s/%s failed=%s retrans=%s elapsed=%ss eff=%scps proxy_cpu=%ss(%s cores) cpu_per_1000_calls=%s uac=%s uas=%s cores cpu_pressure=%s%% udp_drops(rcv/snd)=%s uas_failed=%s dead=%s ooc=%s' \
+		"$TRIALS" "$rate" "$verdict" "$ok" "$calls" "$failed" "$retrans" "$el" "$achieved" \
+		"$proxy_s" "$proxy_cores" "$cpu1k" "$uac_cores" "$uas_cores" "$psi" "$udp_drops" "$uas_failed" "${dead:-?}" "${ooc:-?}")
+	((${#why[@]})) && line+=" why=$(IFS=,; echo "${why[*]}") reasons=$reasons"
+	((${#notes[@]})) && line+=" note=$(IFS=,; echo "${notes[*]}")"
+	out "$line"
+	TRIAL_SUMMARY+=("$rate:$verdict")
+
+	if ((TRIAL_PASS)) && ((rate > BEST_RATE)); then
+		BEST_RATE=$rate
+		BEST_CPU1K=$cpu1k
+		BEST_LINE=$line
+	fi
+}
+
+lo=0  # highest passing rate
+hi="" # lowest failing rate
+rate=$START_RATE
+capped=0
+while ((TRIALS < MAX_TRIALS)); do
+	run_trial "$rate"
+	if ((TRIAL_PASS)); then
+		lo=$rate
+		if ((rate >= MAX_RATE)); then capped=1; break; fi
+	else
+		hi=$rate
+	fi
+	if [[ -z $hi ]]; then
+		rate=$((rate * 2))
+		((rate > MAX_RATE)) && rate=$MAX_RATE
+		continue
+	fi
+	((hi - lo <= RESOLUTION)) && break
+	rate=$(((lo + hi) / 2 / RESOLUTION * RESOLUTION))
+	((rate <= lo)) && rate=$((lo + RESOLUTION))
+	((rate >= hi)) && break
+done
+
+out ""
+trials_str=$(IFS=,; echo "${TRIAL_SUMMARY[*]}")
+result="RESULT proxy=$PROXY children=$CHILDREN_LABEL scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s max_rate=$BEST_RATE cps"
+if [[ $PROXY != direct ]]; then result+=" cpu_per_1000_calls=${BEST_CPU1K:-na} s"; fi
+result+=" trials=$TRIALS [$trials_str]"
+((capped)) && result+=" capped_by_max=$MAX_RATE"
+[[ -n $hi ]] && result+=" lowest_fail=$hi"
+out "$result"
+[[ -n $BEST_LINE ]] && out "BEST ${BEST_LINE#TRIAL }"
+if ((SIPP_SATURATED)); then
+	out "NOTE: SIPp looked saturated in at least one trial (a SIPp process near 100% of a core or its watchdog fired)."
+	out "NOTE: the limit may be SIPp, not the proxy: compare with bench/capacity.sh --direct."
+fi
+if [[ $PROXY == direct ]]; then
+	out "NOTE: --direct has no proxy; max_rate is the SIPp UAC+UAS ceiling on this host."
+fi
+out "NOTE: 2 cores shared by SIPp UAC + SIPp UAS + proxy (+ anything else running); short trials are noisy."
+out "# results: $RESULT_FILE"
+((BEST_RATE > 0)) || exit 1
+exit 0

@@ -1,0 +1,418 @@
+# shellcheck shell=bash disable=SC2034
+# (SC2034: the globals set here are read by the scripts that source this file)
+# Shared helpers for bench/capacity.sh and bench/reorder.sh.
+# Sourced, not executed.  Everything runs on 127.0.0.1 only, every process we
+# start is recorded and killed by PID (or by its own process group) on exit.
+
+BENCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd -- "$BENCH_DIR/.." && pwd)
+SIPP_DIR="$BENCH_DIR/sipp"
+KAM_CFG="$BENCH_DIR/kamailio/kamailio.cfg"
+RESULTS_DIR="$BENCH_DIR/results"
+
+SIPP=${SIPP:-sipp}
+KAMAILIO=${KAMAILIO:-kamailio}
+SIPVIGIL_BIN=${SIPVIGIL_BIN:-$REPO_DIR/bin/sipvigil}
+CLK_TCK=$(getconf CLK_TCK)
+
+# Tunables shared by both scripts (overridable from the command line).
+PROXY=sipvigil          # sipvigil | kamailio | direct
+CHILDREN=4              # kamailio UDP workers
+TRANSPORT=udp
+HOLD_MS=0               # UAC: pause between ACK and BYE
+RING_MS=10              # basic UAS: pause between 180 and 200
+KAM_SHM_MB=512          # kamailio -m (tm keeps transactions ~5s after completion)
+KAM_PKG_MB=16           # kamailio -M
+KAM_MEM=fm              # kamailio -x/-X memory manager: fm (fast), tlsf, or qm (Kamailio's
+                        # default, with Debian's DBG_SR_MEMORY build ~3x the CPU per call)
+SIPP_BUFF=8388608       # -buff_size (capped by net.core.[rw]mem_max)
+RECV_TIMEOUT_MS=5000    # UAC: a call waiting longer than this for a reply fails
+KEEP=0                  # keep the temp dir with all logs
+
+WORK=""                 # temp dir, created by bench_init
+PROXY_PID=""            # pid of the proxy main process (== its pgid when setsid worked)
+UAS_PID=""
+UAC_PID=""              # pid of timeout(1) wrapping the UAC
+PROXY_PORT="" UAS_PORT="" UAC_PORT=""
+UAS_CP="" UAC_CP="" UAS_MP="" UAC_MP=""
+RESULT_FILE=""
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 2; }
+
+# out: a line of the report -> stdout and the results file
+out() {
+	printf '%s\n' "$*"
+	if [[ -n $RESULT_FILE ]]; then printf '%s\n' "$*" >>"$RESULT_FILE"; fi
+}
+
+need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || die "required command not found: $c"
+	done
+}
+
+now() { printf '%s' "${EPOCHREALTIME/,/.}"; }
+
+# fcalc EXPR: floating point arithmetic through awk
+fcalc() { awk "BEGIN { printf \"%.3f\", $1 }"; }
+
+bench_init() {
+	need_cmd "$SIPP" awk ss timeout setsid getconf dd
+	WORK=$(mktemp -d "${TMPDIR:-/tmp}/sipvigil-bench.XXXXXX")
+	trap bench_cleanup EXIT
+	trap 'log "interrupted"; exit 130' INT TERM HUP
+	mkdir -p "$RESULTS_DIR"
+}
+
+# ---------------------------------------------------------------- processes
+
+# pid_tree PID: PID and all its descendants (kamailio forks its workers)
+pid_tree() {
+	local root=$1
+	[[ -d /proc/$root ]] || return 0
+	ps -e -o pid=,ppid= | awk -v root="$root" '
+		{ parent[$1] = $2; pids[NR] = $1 }
+		END {
+			keep[root] = 1; print root
+			changed = 1
+			while (changed) {
+				changed = 0
+				for (i in pids) { p = pids[i]
+					if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; print p; changed = 1 } }
+			}
+		}'
+}
+
+# cpu_ticks PID...: utime+stime (clock ticks) summed over the given pids
+cpu_ticks() {
+	local pid line rest total=0
+	local -a f
+	for pid in "$@"; do
+		line=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+		rest=${line##*) }
+		read -ra f <<<"$rest"
+		total=$((total + f[11] + f[12]))
+	done
+	printf '%s' "$total"
+}
+
+# tree_cpu_ticks PID: CPU of a process and all its descendants
+tree_cpu_ticks() {
+	local -a pids
+	mapfile -t pids < <(pid_tree "$1")
+	if ((${#pids[@]} == 0)); then printf '0'; return; fi
+	cpu_ticks "${pids[@]}"
+}
+
+# stop_pid PID [GROUP]: TERM (the process group if GROUP=1), wait up to 5s, then KILL
+stop_pid() {
+	local pid=$1 group=${2:-0} i
+	[[ -n $pid ]] || return 0
+	local -a tree
+	mapfile -t tree < <(pid_tree "$pid")
+	if ((${#tree[@]} == 0)); then
+		wait "$pid" 2>/dev/null || true
+		return 0
+	fi
+	if ((group)); then
+		kill -TERM -- "-$pid" 2>/dev/null || true
+	fi
+	kill -TERM "${tree[@]}" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		local alive=0 p
+		for p in "${tree[@]}"; do
+			if kill -0 "$p" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) != Z ]]; then
+				alive=1
+			fi
+		done
+		((alive)) || break
+		sleep 0.1
+	done
+	for p in "${tree[@]}"; do
+		kill -KILL "$p" 2>/dev/null || true
+	done
+	wait "$pid" 2>/dev/null || true
+}
+
+stop_proxy() {
+	if [[ -n $PROXY_PID ]]; then
+		local group=0
+		[[ $(ps -o pgid= -p "$PROXY_PID" 2>/dev/null | tr -d ' ') == "$PROXY_PID" ]] && group=1
+		stop_pid "$PROXY_PID" "$group"
+		PROXY_PID=""
+	fi
+}
+
+# kill_strays: belt and braces, after proxy and SIPp were stopped: no process
+# whose command line points into this run's temp dir may survive.
+kill_strays() {
+	[[ -n $WORK ]] || return 0
+	local -a stray=()
+	mapfile -t stray < <(pgrep -f -- "$WORK/" 2>/dev/null || true)
+	if ((${#stray[@]})); then
+		log "WARNING: killing stray processes from $WORK: ${stray[*]}"
+		kill -KILL "${stray[@]}" 2>/dev/null || true
+	fi
+}
+
+stop_sipp() {
+	if [[ -n $UAC_PID ]]; then stop_pid "$UAC_PID"; UAC_PID=""; fi
+	if [[ -n $UAS_PID ]]; then stop_pid "$UAS_PID"; UAS_PID=""; fi
+}
+
+bench_cleanup() {
+	local rc=$?
+	trap - EXIT
+	stop_sipp
+	stop_proxy
+	kill_strays
+	if ((rc != 0 && rc != 1)) && [[ -n $RESULT_FILE && -f $RESULT_FILE ]]; then
+		printf '# ABORTED (exit %s): incomplete run, no RESULT\n' "$rc" >>"$RESULT_FILE"
+	fi
+	if [[ -n $WORK && -d $WORK ]]; then
+		if ((KEEP)) || ((rc != 0 && rc != 1)); then
+			log "logs kept in $WORK"
+		else
+			rm -rf -- "$WORK"
+		fi
+	fi
+	exit "$rc"
+}
+
+# ---------------------------------------------------------------- ports
+
+port_busy() { [[ -n $(ss -Hlnu "sport = :$1" 2>/dev/null) || -n $(ss -Hlnt "sport = :$1" 2>/dev/null) ]]; }
+
+# alloc_ports: a block of 16 free ports below the ephemeral range, fresh for
+# every trial (other people on this machine run SIPp too).
+alloc_ports() {
+	local try base p ok
+	for ((try = 0; try < 100; try++)); do
+		base=$((20000 + (RANDOM % 750) * 16))
+		ok=1
+		for ((p = base; p < base + 16; p++)); do
+			if port_busy "$p"; then ok=0; break; fi
+		done
+		if ((ok)); then
+			PROXY_PORT=$base UAS_PORT=$((base + 1)) UAC_PORT=$((base + 2))
+			UAS_CP=$((base + 3)) UAC_CP=$((base + 4))
+			UAS_MP=$((base + 6)) UAC_MP=$((base + 10))
+			return 0
+		fi
+	done
+	die "no free block of 16 UDP/TCP ports found in 20000-32000"
+}
+
+# ---------------------------------------------------------------- SIP probe
+
+# sip_probe PORT: send OPTIONS with Max-Forwards: 0 (answered by the proxy
+# itself, never forwarded) and succeed on any SIP response within 1s.
+sip_probe() {
+	local port=$1 msg reply="" fd
+	msg=$(printf 'OPTIONS sip:probe@127.0.0.1:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKbenchprobe%s\r\nFrom: <sip:probe@127.0.0.1>;tag=probe%s\r\nTo: <sip:probe@127.0.0.1:%s>\r\nCall-ID: benchprobe-%s-%s@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 0\r\nContent-Length: 0\r\n\r\n_' \
+		"$port" "$RANDOM$RANDOM" "$RANDOM" "$port" "$$" "$RANDOM$RANDOM")
+	msg=${msg%_}
+	exec {fd}<>"/dev/udp/127.0.0.1/$port" || return 1
+	# one write() == one datagram
+	{ printf '%s' "$msg" >&"$fd"; } 2>/dev/null || true
+	reply=$(timeout 1 dd bs=65535 count=1 status=none <&"$fd" 2>/dev/null | head -n1) || true
+	exec {fd}>&-
+	[[ $reply == SIP/2.0* ]]
+}
+
+# ---------------------------------------------------------------- proxies
+
+ensure_sipvigil() {
+	[[ -x $SIPVIGIL_BIN ]] && return 0
+	log "bin/sipvigil missing, building it"
+	if make -C "$REPO_DIR" -n build >/dev/null 2>&1; then
+		make -C "$REPO_DIR" build >&2 || die "make build failed"
+	else
+		need_cmd go
+		(cd "$REPO_DIR" && go build -o bin/sipvigil ./cmd/sipvigil) >&2 || die "go build ./cmd/sipvigil failed"
+	fi
+	[[ -x $SIPVIGIL_BIN ]] || die "$SIPVIGIL_BIN still missing after build"
+}
+
+proxy_check_tools() {
+	case $PROXY in
+	kamailio)
+		need_cmd "$KAMAILIO"
+		[[ -r $KAM_CFG ]] || die "missing $KAM_CFG"
+		;;
+	sipvigil) ensure_sipvigil ;;
+	direct) ;;
+	*) die "unknown --proxy $PROXY (sipvigil|kamailio|direct)" ;;
+	esac
+}
+
+# start_proxy DIR: start a fresh proxy listening on PROXY_PORT, relaying to UAS_PORT
+start_proxy() {
+	local dir=$1 i
+	mkdir -p "$dir"
+	case $PROXY in
+	direct) return 0 ;;
+	kamailio)
+		mkdir -p "$dir/run"
+		# setsid: own process group, so the workers can be stopped as a unit
+		setsid "$KAMAILIO" -f "$KAM_CFG" -DD -E -Y "$dir/run" -P "$dir/run/kamailio.pid" \
+			-m "$KAM_SHM_MB" -M "$KAM_PKG_MB" -x "$KAM_MEM" -X "$KAM_MEM" \
+			-A "LISTEN_PORT=$PROXY_PORT" -A "UAS_PORT=$UAS_PORT" -A "KAM_CHILDREN=$CHILDREN" \
+			</dev/null >"$dir/proxy.log" 2>&1 &
+		PROXY_PID=$!
+		;;
+	sipvigil)
+		cat >"$dir/sipvigil.yaml" <<-EOF
+			listen: [{address: 127.0.0.1:$PROXY_PORT, transports: [udp]}]
+			log: {level: warn}
+			destinations: {uas: {hops: [127.0.0.1:$UAS_PORT;transport=udp]}}
+			routes: [{name: default, to: uas}]
+		EOF
+		setsid "$SIPVIGIL_BIN" serve --config "$dir/sipvigil.yaml" </dev/null >"$dir/proxy.log" 2>&1 &
+		PROXY_PID=$!
+		;;
+	esac
+	for ((i = 0; i < 100; i++)); do
+		if ! kill -0 "$PROXY_PID" 2>/dev/null; then
+			log "proxy exited during startup; last log lines:"
+			tail -n 20 "$dir/proxy.log" >&2 || true
+			PROXY_PID=""
+			return 1
+		fi
+		if sip_probe "$PROXY_PORT"; then return 0; fi
+		sleep 0.1
+	done
+	log "proxy did not answer on 127.0.0.1:$PROXY_PORT within ~10s; last log lines:"
+	tail -n 20 "$dir/proxy.log" >&2 || true
+	return 1
+}
+
+proxy_cpu_ticks() {
+	if [[ -n $PROXY_PID ]]; then tree_cpu_ticks "$PROXY_PID"; else printf '0'; fi
+}
+
+# ---------------------------------------------------------------- SIPp
+
+# scenario_files SCENARIO -> sets UAC_XML UAS_XML
+scenario_files() {
+	case $1 in
+	basic) UAC_XML=$SIPP_DIR/uac.xml UAS_XML=$SIPP_DIR/uas.xml ;;
+	b2b) UAC_XML=$SIPP_DIR/uac_b2b.xml UAS_XML=$SIPP_DIR/uas_b2b.xml ;;
+	*) die "unknown scenario $1 (basic|b2b)" ;;
+	esac
+	[[ -r $UAC_XML && -r $UAS_XML ]] || die "missing SIPp scenario files in $SIPP_DIR"
+}
+
+sipp_common_args() {
+	printf '%s\n' -i 127.0.0.1 -t u1 -nostdin -buff_size "$SIPP_BUFF" -max_socket 1024 \
+		-trace_err -trace_stat -fd 1
+}
+
+# start_uas DIR HARD_TIMEOUT_S
+start_uas() {
+	local dir=$1 tmo=$2 i
+	local -a common
+	mapfile -t common < <(sipp_common_args)
+	"$SIPP" -sf "$UAS_XML" "${common[@]}" -p "$UAS_PORT" -cp "$UAS_CP" -mp "$UAS_MP" \
+		-d "$RING_MS" -error_file "$dir/uas_errors.log" -stf "$dir/uas_stat.csv" \
+		-timeout "${tmo}s" </dev/null >"$dir/uas_screen.log" 2>&1 &
+	UAS_PID=$!
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$UAS_PID" 2>/dev/null || { log "SIPp UAS died: $(tail -n 3 "$dir/uas_screen.log")"; UAS_PID=""; return 1; }
+		[[ -n $(ss -Hlnu "sport = :$UAS_PORT" 2>/dev/null) ]] && return 0
+		sleep 0.1
+	done
+	log "SIPp UAS not listening on $UAS_PORT"
+	return 1
+}
+
+# run_uac DIR RATE CALLS SIPP_TIMEOUT_S HARD_TIMEOUT_S TARGET_PORT
+# Sets UAC_RC, UAC_ELAPSED (s), UAC_CPU_TICKS (sampled), PROXY_TICKS, UAS_TICKS
+run_uac() {
+	local dir=$1 rate=$2 calls=$3 tmo=$4 hard=$5 target=$6
+	local -a common
+	mapfile -t common < <(sipp_common_args)
+	local p0 p1 s0 s1 t0 t1 sipp_pid="" last=0 cur
+	p0=$(proxy_cpu_ticks)
+	s0=$(cpu_ticks "$UAS_PID")
+	t0=$(now)
+	timeout -k 5 "$hard" "$SIPP" -sf "$UAC_XML" "${common[@]}" -s uas \
+		-p "$UAC_PORT" -cp "$UAC_CP" -mp "$UAC_MP" -d "$HOLD_MS" \
+		-r "$rate" -rp 1000 -m "$calls" -l $((rate * 10 + 1000)) \
+		-recv_timeout "$RECV_TIMEOUT_MS" -timeout "${tmo}s" -timeout_error \
+		-error_file "$dir/uac_errors.log" -stf "$dir/uac_stat.csv" \
+		"127.0.0.1:$target" </dev/null >"$dir/uac_screen.log" 2>&1 &
+	UAC_PID=$!
+	# the UAC's own CPU can only be read while it lives: sample it
+	while kill -0 "$UAC_PID" 2>/dev/null; do
+		[[ -n $sipp_pid ]] || sipp_pid=$(pgrep -P "$UAC_PID" 2>/dev/null | head -n1 || true)
+		if [[ -n $sipp_pid ]]; then
+			cur=$(cpu_ticks "$sipp_pid")
+			((cur > last)) && last=$cur
+		fi
+		sleep 0.2
+	done
+	UAC_RC=0
+	wait "$UAC_PID" || UAC_RC=$?
+	UAC_PID=""
+	t1=$(now)
+	p1=$(proxy_cpu_ticks)
+	s1=$(cpu_ticks "$UAS_PID")
+	UAC_ELAPSED=$(fcalc "$t1 - $t0")
+	UAC_CPU_TICKS=$last
+	PROXY_TICKS=$((p1 - p0))
+	UAS_TICKS=$((s1 - s0))
+}
+
+# udp_errors: "RcvbufErrors SndbufErrors" from /proc/net/snmp (host-wide
+# counters: on loopback a receive-buffer drop is the usual cause of SIP
+# retransmissions at high rates)
+udp_errors() {
+	awk '$1 == "Udp:" { if (!hdr) { for (i = 2; i <= NF; i++) h[$i] = i; hdr = 1 }
+		else { print $(h["RcvbufErrors"]) + 0, $(h["SndbufErrors"]) + 0; exit } }' /proc/net/snmp
+}
+
+# stat_get CSV COLUMN: value of COLUMN in the last row of a SIPp -trace_stat file
+stat_get() {
+	local csv=$1 col=$2
+	[[ -s $csv ]] || { printf ''; return; }
+	awk -F';' -v col="$col" '
+		NR == 1 { for (i = 1; i <= NF; i++) if ($i == col) c = i; next }
+		{ last = $0 }
+		END { if (c && last != "") { n = split(last, f, ";"); print f[c] } }' "$csv"
+}
+
+# failure_summary CSV: the non-zero Failed* counters, e.g. "FailedMaxUDPRetrans=12"
+failure_summary() {
+	local csv=$1
+	[[ -s $csv ]] || { printf 'no-stats'; return; }
+	awk -F';' '
+		NR == 1 { for (i = 1; i <= NF; i++) h[i] = $i; next }
+		{ last = $0 }
+		END {
+			n = split(last, f, ";"); s = ""
+			for (i = 1; i <= n; i++)
+				if (h[i] ~ /^(Failed[A-Za-z]+|FatalErrors|WatchdogMajor|WatchdogMinor)\(C\)$/ && h[i] != "FailedCall(C)" && f[i] + 0 > 0) {
+					name = h[i]; sub(/\(C\)$/, "", name); s = s (s ? "," : "") name "=" f[i]
+				}
+			print (s ? s : "-")
+		}' "$csv"
+}
+
+env_header() {
+	out "# sipvigil bench $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	out "# host: $(uname -srm), $(nproc) cpus, loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	out "# sipp: $("$SIPP" -v 2>&1 | awk 'NF { v = $2; sub(/[.]$/, "", v); print v; exit }'), net.core.rmem_max=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo '?') wmem_max=$(cat /proc/sys/net/core/wmem_max 2>/dev/null || echo '?')"
+	case $PROXY in
+	kamailio) out "# proxy: $("$KAMAILIO" -v 2>/dev/null | awk 'NR == 1 { print $2, $3 }') children=$CHILDREN shm=${KAM_SHM_MB}MB mem=${KAM_MEM:-default}" ;;
+	sipvigil) out "# proxy: sipvigil $SIPVIGIL_BIN (git $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO_DIR" diff --quiet 2>/dev/null || echo '+dirty')) GOMAXPROCS=${GOMAXPROCS:-default}" ;;
+	direct) out "# proxy: none (--direct: SIPp UAC -> SIPp UAS, measures SIPp's own ceiling)" ;;
+	esac
+	local load
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	if awk -v l="$load" 'BEGIN { exit !(l > 1.0) }'; then
+		out "# WARNING: load average $load before starting: other work is running, numbers will be noisy"
+	fi
+}

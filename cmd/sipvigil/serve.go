@@ -19,6 +19,7 @@ import (
 	"sipvigil/proxy/config"
 	"sipvigil/proxy/dispatch"
 	"sipvigil/proxy/route"
+	"sipvigil/proxy/suspend"
 	"sipvigil/proxy/transport"
 	"sipvigil/proxy/worker"
 )
@@ -135,8 +136,16 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 		return fmt.Errorf("transport: %w", err)
 	}
 
-	allHops := router.Hops()
+	// Suspend queues and lookups are shared by every worker; a released
+	// ticket goes back to the worker that owns its transaction.
 	workers := make([]*worker.Worker, n)
+	queues, queueBindings := buildQueues(cfg, func(t suspend.Ticket) { workers[t.Worker].Release(t) })
+	lookups, lookupBindings, err := buildLookups(cfg, log)
+	if err != nil {
+		return err
+	}
+
+	allHops := router.Hops()
 	inboxes := make([]dispatch.Inbox, n)
 	for i := range workers {
 		var probes []*route.Hop
@@ -164,6 +173,9 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 			Router:       router,
 			Health:       health,
 			Probes:       probes,
+			Queues:       queueBindings,
+			Lookups:      lookupBindings,
+			RejectQueued: cfg.Shutdown.Queued == config.ShutdownReject,
 			Out:          tp,
 			Pick:         picker.Pick,
 			Log:          log,
@@ -191,6 +203,23 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 			w.Run(runCtx)
 		}()
 	}
+	for _, q := range queues {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			q.Run(runCtx)
+		}()
+	}
+	for _, l := range lookups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.Run(runCtx)
+		}()
+	}
+	for _, warning := range cfg.Warnings {
+		log.Warn(warning)
+	}
 	log.Info("sipvigil serving", "version", version, "listen", listens, "workers", n, "record_route", cfg.Proxy.RecordRoute)
 
 	select {
@@ -209,6 +238,16 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 	deadline := time.Now().Add(cfg.Shutdown.Grace)
 	log.Info("draining", "grace", cfg.Shutdown.Grace)
 	disp.Drain()
+	// Queued requests are released now (policy "release"), or answered
+	// 503 by their workers (policy "reject") as their tickets come back.
+	for _, w := range workers {
+		w.ShutdownQueued()
+	}
+	for _, q := range queues {
+		if released := q.Flush(); released > 0 {
+			log.Info("released suspended requests", "queue", q.Name(), "count", released)
+		}
+	}
 	drained := make([]<-chan struct{}, len(workers))
 	for i, w := range workers {
 		drained[i] = w.Drain(deadline)
@@ -227,6 +266,7 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 	time.Sleep(drainLinger)
 	stopRun()
 	wg.Wait()
+	logQueueStats(log, queues)
 	log.Info("sipvigil stopped")
 	return nil
 }

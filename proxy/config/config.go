@@ -59,6 +59,17 @@ type Config struct {
 	// Routes keeps config order; the matcher tries the "default" route last
 	// wherever it is written.
 	Routes []Route
+	// Queues are the named suspend queues, keyed by name.
+	Queues map[string]*Queue
+	// Suspend keeps config order; the first matching rule wins.
+	Suspend []SuspendRule
+	// Lookups are the named HTTP route lookups, keyed by name.
+	Lookups map[string]*Lookup
+
+	// Warnings are non-fatal findings, each "FILE:LINE:COL: message" like
+	// an *Error, in document order. Parse succeeds with them; the caller
+	// should log them.
+	Warnings []string
 }
 
 // Listen is one local address the proxy binds.
@@ -122,9 +133,19 @@ type Proxy struct {
 	UDPMTUThreshold    int           // larger requests go over TCP (RFC 3261 §18.1.1)
 }
 
+// What happens to suspended (queued) requests on SIGTERM.
+const (
+	// ShutdownRelease releases every queued request at once, so it is
+	// routed as if its delay had expired.
+	ShutdownRelease = "release"
+	// ShutdownReject answers every queued request 503.
+	ShutdownReject = "reject"
+)
+
 // Shutdown controls graceful termination.
 type Shutdown struct {
-	Grace time.Duration // time open transactions get after SIGTERM
+	Grace  time.Duration // time open transactions get after SIGTERM
+	Queued string        // ShutdownRelease or ShutdownReject
 }
 
 // Log configures logging.
@@ -181,11 +202,14 @@ type Hop struct {
 	Weight    int
 }
 
-// Route sends requests matching Match to the destination set To.
+// Route sends requests matching Match to the destination set To, or asks
+// the HTTP route lookup Lookup where to send them. Exactly one of To and
+// Lookup is set.
 type Route struct {
-	Name  string
-	Match Match
-	To    string
+	Name   string
+	Match  Match
+	To     string // destination set name, or ""
+	Lookup string // lookup name, or ""
 }
 
 // Match conditions; all set fields must hold. The zero Match matches all.
@@ -201,6 +225,85 @@ type Match struct {
 func (m Match) IsZero() bool {
 	return len(m.Methods) == 0 && m.User == "" && m.UserPrefix == "" && m.Host == "" && m.URIRegex == nil
 }
+
+// Reply is a locally generated final response.
+type Reply struct {
+	Code       int           // 300-699
+	Reason     string        // reason phrase
+	RetryAfter time.Duration // whole seconds; 0 = no Retry-After header
+}
+
+// Queue is a named suspend queue (Kamailio's t_suspend + mqueue + rtimer
+// + t_continue): a suspended request waits Delay, then one of Consumers
+// releases it back to its worker to be routed.
+type Queue struct {
+	Name string
+	// Delay is how long each request is held (0 = released as soon as a
+	// consumer gets to it).
+	Delay time.Duration
+	// MaxWait bounds how long a suspended transaction may wait before it
+	// is answered 408. It may be less than or equal to Delay (Parse then
+	// adds a warning).
+	MaxWait   time.Duration
+	Consumers int   // goroutines releasing entries (>= 1)
+	Capacity  int   // waiting entries (>= 1)
+	OnFull    Reply // answer when Capacity entries are already waiting
+}
+
+// SuspendRule sends requests matching Match to the queue named Queue.
+type SuspendRule struct {
+	Name  string
+	Match SuspendMatch
+	Queue string
+}
+
+// SuspendMatch conditions; all set fields must hold. The zero value
+// matches every request.
+type SuspendMatch struct {
+	Methods []string // upper-case; empty = any
+	// InDialog: nil = any; true = only requests whose To has a tag;
+	// false = only requests without one (initial requests).
+	InDialog *bool
+	URIRegex *regexp.Regexp // on the full Request-URI
+	// HeaderName and HeaderRegex are set together: the first header of
+	// that name (case-insensitive, as written in the config) must exist
+	// and its value match.
+	HeaderName  string
+	HeaderRegex *regexp.Regexp
+}
+
+// IsZero reports whether m has no conditions.
+func (m SuspendMatch) IsZero() bool {
+	return len(m.Methods) == 0 && m.InDialog == nil && m.URIRegex == nil && m.HeaderName == ""
+}
+
+// Lookup is a named HTTP route lookup: the request is suspended while a
+// GET to URL (placeholders expanded) asks where it should go.
+type Lookup struct {
+	Name string
+	// URL is an http or https URL as written, with {placeholder}s (see
+	// LookupPlaceholders) only in its path and query.
+	URL         string
+	Timeout     time.Duration // per HTTP request
+	MaxWait     time.Duration // the suspended transaction's limit
+	Concurrency int           // HTTP requests in flight
+	QueueSize   int           // lookups waiting for a free slot
+	OnTimeout   Reply         // when Timeout or MaxWait expires
+	OnError     Reply         // transport error, non-2xx, bad JSON
+}
+
+// LookupPlaceholders are the {name}s a lookup URL may contain (names are
+// case-insensitive). The expander substitutes the URL-query-escaped value:
+//
+//	{method}  the request method
+//	{ruri}    the Request-URI
+//	{user}    the Request-URI user
+//	{host}    the Request-URI host
+//	{from}    the From URI
+//	{to}      the To URI
+//	{callid}  the Call-ID
+//	{source}  the source address of the request, IP:port
+var LookupPlaceholders = []string{"method", "ruri", "user", "host", "from", "to", "callid", "source"}
 
 // Load reads and parses the file at path.
 func Load(path string) (*Config, error) {
@@ -255,7 +358,7 @@ func defaults() *Config {
 			OverloadRetryAfter: 5 * time.Second,
 			UDPMTUThreshold:    1300,
 		},
-		Shutdown: Shutdown{Grace: 32 * time.Second},
+		Shutdown: Shutdown{Grace: 32 * time.Second, Queued: ShutdownRelease},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -273,6 +376,30 @@ func defaultSet(name string) *DestinationSet {
 			SuccessesToUp:  2,
 		},
 		fromURIDefaulted: true,
+	}
+}
+
+// defaultQueue holds a queue's defaults; Delay has none (it is required).
+func defaultQueue(name string) *Queue {
+	return &Queue{
+		Name:      name,
+		MaxWait:   5 * time.Second,
+		Consumers: 1,
+		Capacity:  10000,
+		OnFull:    Reply{Code: 503, Reason: "Queue Full", RetryAfter: 5 * time.Second},
+	}
+}
+
+// defaultLookup holds a lookup's defaults; URL has none (it is required).
+func defaultLookup(name string) *Lookup {
+	return &Lookup{
+		Name:        name,
+		Timeout:     time.Second,
+		MaxWait:     5 * time.Second,
+		Concurrency: 16,
+		QueueSize:   1024,
+		OnTimeout:   Reply{Code: 504, Reason: "Route Lookup Timeout"},
+		OnError:     Reply{Code: 500, Reason: "Route Lookup Failed"},
 	}
 }
 

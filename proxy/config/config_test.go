@@ -67,8 +67,28 @@ func TestDefaultParses(t *testing.T) {
 	if s.Hops[0] != want {
 		t.Errorf("hop = %+v, want %+v", s.Hops[0], want)
 	}
-	if r := c.DefaultRoute(); r == nil || r.To != "default" || !r.Match.IsZero() {
+	if r := c.DefaultRoute(); r == nil || r.To != "default" || r.Lookup != "" || !r.Match.IsZero() {
 		t.Errorf("default route = %+v", r)
+	}
+	// The re-INVITE recipe: a queue and the rule that feeds it.
+	wantQ := Queue{Name: "reinvite", Delay: 10 * time.Millisecond, MaxWait: 5 * time.Second, Consumers: 1,
+		Capacity: 10000, OnFull: Reply{Code: 503, Reason: "Queue Full", RetryAfter: 5 * time.Second}}
+	if q := c.Queues["reinvite"]; len(c.Queues) != 1 || q == nil || *q != wantQ {
+		t.Errorf("queues = %+v, want reinvite %+v", c.Queues, wantQ)
+	}
+	if len(c.Suspend) != 1 {
+		t.Fatalf("suspend = %+v", c.Suspend)
+	}
+	r := c.Suspend[0]
+	if r.Name != "reinvite-delay" || r.Queue != "reinvite" || !slices.Equal(r.Match.Methods, []string{"INVITE"}) ||
+		r.Match.InDialog == nil || !*r.Match.InDialog || r.Match.URIRegex != nil || r.Match.HeaderName != "" {
+		t.Errorf("suspend[0] = %+v", r)
+	}
+	if len(c.Lookups) != 0 {
+		t.Errorf("lookups = %+v (the default documents them commented out)", c.Lookups)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("warnings: %q", c.Warnings)
 	}
 	// Default() must hand out copies.
 	b := Default()
@@ -94,6 +114,12 @@ func TestDefaultsMatchEmbedded(t *testing.T) {
 	fs, ms := full.Destinations["default"], min.Destinations["default"]
 	if fs.Policy != ms.Policy || !slices.Equal(fs.FailoverOn, ms.FailoverOn) || fs.Probe != ms.Probe {
 		t.Errorf("default set disagrees:\n%+v\n%+v", fs, ms)
+	}
+	// The recipe queue writes out every key; delay has no default.
+	minQ := mustParse(t, "routes: [{name: default, lookup: l}]\nlookups: {l: {url: 'http://127.0.0.1/'}}\n"+
+		"queues: {reinvite: {delay: 10ms}}\nsuspend: [{name: r, queue: reinvite}]\n")
+	if fq, mq := full.Queues["reinvite"], minQ.Queues["reinvite"]; fq == nil || *fq != *mq {
+		t.Errorf("queue reinvite disagrees with built-in defaults:\n%+v\n%+v", fq, mq)
 	}
 }
 
@@ -124,6 +150,7 @@ func TestDefaultValues(t *testing.T) {
 		{"proxy.overload_retry_after", c.Proxy.OverloadRetryAfter, 5 * time.Second},
 		{"proxy.udp_mtu_threshold", c.Proxy.UDPMTUThreshold, 1300},
 		{"shutdown.grace", c.Shutdown.Grace, 32 * time.Second},
+		{"shutdown.queued", c.Shutdown.Queued, "release"},
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "text"},
 		{"policy", c.Destinations["d"].Policy, "ordered"},
@@ -188,7 +215,7 @@ routes:
 		{"workers", c.Workers, Workers{Count: 3, Inbox: 16, LockOSThread: true, PinCPUs: true}},
 		{"timers", c.Timers, Timers{T1: 100 * time.Millisecond, T2: 2 * time.Second, T4: 3 * time.Second, TimerC: 4 * time.Minute}},
 		{"proxy", c.Proxy, Proxy{RecordRoute: false, MaxForwards: 20, OverloadRetryAfter: 10 * time.Second, UDPMTUThreshold: 1400}},
-		{"shutdown", c.Shutdown.Grace, time.Duration(0)},
+		{"shutdown", c.Shutdown, Shutdown{Grace: 0, Queued: "release"}},
 		{"log", c.Log, Log{Level: "debug", Format: "json"}},
 		{"policy", c.Destinations["d"].Policy, "weighted"},
 		{"failover_on", fmt.Sprint(c.Destinations["d"].FailoverOn), "[486 503]"},

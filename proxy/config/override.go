@@ -11,7 +11,8 @@ import (
 //
 // listen replaces all listen entries with one address serving udp and tcp.
 // defaultRoute replaces the hops of the destination set that the "default"
-// route points to with one hop, parsed like a hop URI in the file. Other
+// route points to with one hop, parsed like a hop URI in the file (an
+// error if the default route uses a lookup instead). Other
 // routes using that same set see the change too: the flag is meant for
 // "send everything here" runs.
 func (c *Config) Override(listen, defaultRoute string) error {
@@ -40,6 +41,9 @@ func (c *Config) override(listen, defaultRoute string, res resolver) error {
 		r := c.DefaultRoute()
 		if r == nil {
 			return fmt.Errorf("--route: config has no %q route", DefaultRouteName)
+		}
+		if r.Lookup != "" {
+			return fmt.Errorf("--route: the %q route asks lookup %q, it has no destination set to replace", DefaultRouteName, r.Lookup)
 		}
 		s, ok := c.Destinations[r.To]
 		if !ok {

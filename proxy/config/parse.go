@@ -29,6 +29,9 @@ type resolver interface {
 // Parse parses, defaults and validates a configuration. name is used as
 // the file name in error positions. Host names in hops are resolved with
 // net.DefaultResolver (5 s per name). Every returned error is an *Error.
+// Non-fatal findings (a queue delay that is not less than its max_wait, a
+// queue or lookup nothing uses) do not fail the parse: they are returned
+// in Config.Warnings, for the caller to log.
 func Parse(name string, data []byte) (*Config, error) {
 	return parse(name, data, net.DefaultResolver)
 }
@@ -48,20 +51,27 @@ type parser struct {
 	hopNodes   map[string][]*yaml.Node // destination set name -> hop uri nodes
 	fromURISet map[string]bool
 	routeNodes []routeNodes
+
+	queueNodes   map[string]*yaml.Node // queue name -> key node
+	lookupNodes  map[string]*yaml.Node // lookup name -> key node
+	suspendNodes []*yaml.Node          // suspend[i].queue value nodes
+	warnings     []*Error
 }
 
 type routeNodes struct {
-	item, to, match *yaml.Node
+	item, to, lookup, match *yaml.Node
 }
 
 func parse(name string, data []byte, res resolver) (*Config, error) {
 	p := &parser{
-		decoder:    decoder{file: name},
-		res:        res,
-		cfg:        defaults(),
-		setNodes:   map[string]*yaml.Node{},
-		hopNodes:   map[string][]*yaml.Node{},
-		fromURISet: map[string]bool{},
+		decoder:     decoder{file: name},
+		res:         res,
+		cfg:         defaults(),
+		setNodes:    map[string]*yaml.Node{},
+		hopNodes:    map[string][]*yaml.Node{},
+		fromURISet:  map[string]bool{},
+		queueNodes:  map[string]*yaml.Node{},
+		lookupNodes: map[string]*yaml.Node{},
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -90,7 +100,22 @@ func parse(name string, data []byte, res resolver) (*Config, error) {
 	if err := p.resolveHops(); err != nil {
 		return nil, err
 	}
+	// Warnings in document order, whichever pass found them.
+	slices.SortStableFunc(p.warnings, func(a, b *Error) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+	for _, w := range p.warnings {
+		p.cfg.Warnings = append(p.cfg.Warnings, w.Error())
+	}
 	return p.cfg, nil
+}
+
+// warnf records a non-fatal finding positioned at n.
+func (p *parser) warnf(n *yaml.Node, format string, args ...any) {
+	p.warnings = append(p.warnings, nodeErr(p.file, n, format, args...))
 }
 
 func (p *parser) top(n *yaml.Node) error {
@@ -164,7 +189,8 @@ func (p *parser) top(n *yaml.Node) error {
 		},
 		"shutdown": func(k, v *yaml.Node) error {
 			return p.mapping(v, "shutdown", map[string]field{
-				"grace": durField(&p.decoder, &c.Shutdown.Grace, "shutdown.grace", 0),
+				"grace":  durField(&p.decoder, &c.Shutdown.Grace, "shutdown.grace", 0),
+				"queued": enumField(&p.decoder, &c.Shutdown.Queued, "shutdown.queued", ShutdownRelease, ShutdownReject),
 			})
 		},
 		"log": func(k, v *yaml.Node) error {
@@ -178,6 +204,9 @@ func (p *parser) top(n *yaml.Node) error {
 			p.routesKey = k
 			return p.routes(v)
 		},
+		"queues":  func(k, v *yaml.Node) error { return p.queues(v) },
+		"suspend": func(k, v *yaml.Node) error { return p.suspend(v) },
+		"lookups": func(k, v *yaml.Node) error { return p.lookups(v) },
 	})
 	if err != nil {
 		return err
@@ -576,7 +605,12 @@ func (p *parser) routes(v *yaml.Node) error {
 			},
 			"to": func(_, v *yaml.Node) (err error) {
 				nodes.to = v
-				r.To, err = p.str(v, path+".to")
+				r.To, err = p.nonEmpty(v, path+".to")
+				return err
+			},
+			"lookup": func(_, v *yaml.Node) (err error) {
+				nodes.lookup = v
+				r.Lookup, err = p.nonEmpty(v, path+".lookup")
 				return err
 			},
 			"match": func(k, v *yaml.Node) error {
@@ -590,8 +624,11 @@ func (p *parser) routes(v *yaml.Node) error {
 		if r.Name == "" {
 			return p.errf(it, "%s: name is required", path)
 		}
-		if nodes.to == nil {
-			return p.errf(it, "%s: to is required (the destination set to use)", path)
+		switch {
+		case nodes.to == nil && nodes.lookup == nil:
+			return p.errf(it, "%s: to or lookup is required (the destination set to use, or the route lookup to ask)", path)
+		case nodes.to != nil && nodes.lookup != nil:
+			return p.errf(later(nodes.to, nodes.lookup), "%s: to and lookup are mutually exclusive (a route sends to a destination set or asks a lookup, not both)", path)
 		}
 		p.cfg.Routes = append(p.cfg.Routes, r)
 		p.routeNodes = append(p.routeNodes, nodes)
@@ -599,28 +636,62 @@ func (p *parser) routes(v *yaml.Node) error {
 	return nil
 }
 
+// later returns whichever of a and b comes later in the document.
+func later(a, b *yaml.Node) *yaml.Node {
+	if a.Line > b.Line || a.Line == b.Line && a.Column > b.Column {
+		return a
+	}
+	return b
+}
+
+// methods parses a list of method names, upper-cased and deduplicated.
+// check, if not nil, vets each name; its error is reported at the item.
+func (p *parser) methods(v *yaml.Node, path string, check func(string) error) ([]string, error) {
+	items, err := p.sequence(v, path)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for j, it := range items {
+		mp := fmt.Sprintf("%s[%d]", path, j)
+		s, err := p.str(it, mp)
+		if err != nil {
+			return nil, err
+		}
+		s = strings.ToUpper(strings.TrimSpace(s))
+		if !validToken(s) {
+			return nil, p.errf(it, "%s: invalid method %q", mp, it.Value)
+		}
+		if check != nil {
+			if err := check(s); err != nil {
+				return nil, p.errf(it, "%s: %v", mp, err)
+			}
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// regex compiles a non-empty Go RE2 expression.
+func (p *parser) regex(v *yaml.Node, path string) (*regexp.Regexp, error) {
+	s, err := p.nonEmpty(v, path)
+	if err != nil {
+		return nil, err
+	}
+	re, err := regexp.Compile(s)
+	if err != nil {
+		return nil, p.errf(v, "%s: %v", path, err)
+	}
+	return re, nil
+}
+
 func (p *parser) match(m *Match, v *yaml.Node, path string) error {
 	return p.mapping(v, path, map[string]field{
-		"methods": func(_, v *yaml.Node) error {
-			items, err := p.sequence(v, path+".methods")
-			if err != nil {
-				return err
-			}
-			for j, it := range items {
-				mp := fmt.Sprintf("%s.methods[%d]", path, j)
-				s, err := p.str(it, mp)
-				if err != nil {
-					return err
-				}
-				s = strings.ToUpper(strings.TrimSpace(s))
-				if !validToken(s) {
-					return p.errf(it, "%s: invalid method %q", mp, it.Value)
-				}
-				if !slices.Contains(m.Methods, s) {
-					m.Methods = append(m.Methods, s)
-				}
-			}
-			return nil
+		"methods": func(_, v *yaml.Node) (err error) {
+			m.Methods, err = p.methods(v, path+".methods", nil)
+			return err
 		},
 		"user": func(_, v *yaml.Node) (err error) {
 			m.User, err = p.nonEmpty(v, path+".user")
@@ -634,17 +705,9 @@ func (p *parser) match(m *Match, v *yaml.Node, path string) error {
 			m.Host, err = p.nonEmpty(v, path+".host")
 			return err
 		},
-		"uri_regex": func(_, v *yaml.Node) error {
-			s, err := p.nonEmpty(v, path+".uri_regex")
-			if err != nil {
-				return err
-			}
-			re, err := regexp.Compile(s)
-			if err != nil {
-				return p.errf(v, "%s: %v", path+".uri_regex", err)
-			}
-			m.URIRegex = re
-			return nil
+		"uri_regex": func(_, v *yaml.Node) (err error) {
+			m.URIRegex, err = p.regex(v, path+".uri_regex")
+			return err
 		},
 	})
 }
@@ -678,7 +741,11 @@ func (p *parser) validate() error {
 	var def *Route
 	for i := range c.Routes {
 		r, n := &c.Routes[i], p.routeNodes[i]
-		if _, ok := c.Destinations[r.To]; !ok {
+		if r.Lookup != "" {
+			if _, ok := c.Lookups[r.Lookup]; !ok {
+				return p.errf(n.lookup, "routes[%d].lookup: unknown lookup %q%s", i, r.Lookup, known(c.Lookups, "lookups"))
+			}
+		} else if _, ok := c.Destinations[r.To]; !ok {
 			return p.errf(n.to, "routes[%d].to: unknown destination set %q", i, r.To)
 		}
 		if r.Name == DefaultRouteName {
@@ -694,6 +761,9 @@ func (p *parser) validate() error {
 			n = p.root
 		}
 		return p.errf(n, "routes: a route named %q is required (it is used when no other route matches)", DefaultRouteName)
+	}
+	if err := p.validateSuspend(); err != nil {
+		return err
 	}
 
 	// Timer F bounds any non-INVITE transaction, OPTIONS probes included.

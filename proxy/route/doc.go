@@ -15,4 +15,11 @@
 // failover list but moved to its end, so a request is still tried
 // somewhere rather than answered with a blind 503 when every hop looks
 // down (for example right after a network blip that failed all probes).
+//
+// The Router also holds the suspend rules (Router.SuspendQueue): which
+// requests wait in a suspend queue before they are routed. Like routes,
+// they are compiled once in New and only read afterwards; with no rules
+// configured the check is a single length test. A Route either names a
+// destination set (Route.Set) or an HTTP route lookup (Route.Lookup) that
+// the worker runs asynchronously; the router itself never does I/O.
 package route

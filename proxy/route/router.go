@@ -133,10 +133,13 @@ func (s *Set) pick(rnd uint64, h *Health) *Hop {
 	return s.byWeight[0] // unreachable: n < total
 }
 
-// Route is a named route resolved to its destination set.
+// Route is a named route resolved to its destination set, or naming the
+// HTTP route lookup that decides per request. Exactly one of Set and
+// Lookup is set.
 type Route struct {
-	Name string
-	Set  *Set
+	Name   string
+	Set    *Set   // nil when Lookup is set
+	Lookup string // lookup name (config.Config.Lookups), or ""
 
 	match matcher
 }
@@ -152,14 +155,16 @@ type matcher struct {
 // Router holds routes and sets built from one config snapshot. It is
 // immutable after New and safe for concurrent use.
 type Router struct {
-	routes []*Route // config order, default route moved last
-	sets   []*Set   // sorted by name
-	hops   []*Hop   // all hops, by set name then index
+	routes  []*Route      // config order, default route moved last
+	sets    []*Set        // sorted by name
+	hops    []*Hop        // all hops, by set name then index
+	suspend []suspendRule // config order
 }
 
 // New builds a Router. cfg must come from config.Parse/Load, which
-// guarantees a default route and existing destination sets; New panics
-// otherwise, since that is a programming error, not an operator one.
+// guarantees a default route and existing destination sets, lookups and
+// queues; New panics otherwise, since that is a programming error, not an
+// operator one.
 func New(cfg *config.Config) *Router {
 	r := &Router{}
 	byName := make(map[string]*Set, len(cfg.Destinations))
@@ -196,11 +201,18 @@ func New(cfg *config.Config) *Router {
 
 	var def *Route
 	for _, cr := range cfg.Routes {
-		s, ok := byName[cr.To]
-		if !ok {
-			panic(fmt.Sprintf("route.New: route %q uses unknown destination set %q", cr.Name, cr.To))
+		var s *Set
+		if cr.Lookup != "" {
+			if _, ok := cfg.Lookups[cr.Lookup]; !ok {
+				panic(fmt.Sprintf("route.New: route %q uses unknown lookup %q", cr.Name, cr.Lookup))
+			}
+		} else {
+			var ok bool
+			if s, ok = byName[cr.To]; !ok {
+				panic(fmt.Sprintf("route.New: route %q uses unknown destination set %q", cr.Name, cr.To))
+			}
 		}
-		rt := &Route{Name: cr.Name, Set: s, match: matcher{
+		rt := &Route{Name: cr.Name, Set: s, Lookup: cr.Lookup, match: matcher{
 			methods:    cr.Match.Methods,
 			user:       cr.Match.User,
 			userPrefix: cr.Match.UserPrefix,
@@ -220,6 +232,7 @@ func New(cfg *config.Config) *Router {
 	// wherever the operator wrote it.
 	def.match = matcher{}
 	r.routes = append(r.routes, def)
+	r.suspend = newSuspendRules(cfg)
 	return r
 }
 

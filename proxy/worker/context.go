@@ -34,6 +34,8 @@ type serverCtx struct {
 	got6xx      bool
 	initial     bool
 	isInvite    bool
+	callID      string
+	susp        *suspension // set while suspended
 	timerC      time.Time
 }
 
@@ -59,7 +61,11 @@ type branch struct {
 
 // serverTxDeadline is the earlier of the transaction's timers and Timer C.
 func (c *serverCtx) deadline() time.Time {
-	return minTime(c.tx.Deadline(), c.timerC)
+	d := minTime(c.tx.Deadline(), c.timerC)
+	if c.susp != nil {
+		d = minTime(d, c.susp.deadline)
+	}
+	return d
 }
 
 func (b *branch) deadline() time.Time {

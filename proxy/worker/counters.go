@@ -29,6 +29,12 @@ type Counters struct {
 	DialogsEstablished atomic.Uint64 // first 2xx to an initial INVITE
 	ProbesSent         atomic.Uint64
 	BusyNanos          atomic.Uint64
+	Suspended          atomic.Uint64    // transactions suspended (queue or async)
+	Resumed            atomic.Uint64    // suspended transactions resumed into routing
+	SuspendExpired     atomic.Uint64    // suspended transactions answered 408 at max_wait
+	Parked             atomic.Uint64    // requests that waited behind a suspended request of their dialog
+	ParkOverflow       atomic.Uint64    // requests refused because their dialog's wait list was full
+	Lookups            atomic.Uint64    // HTTP route lookups started
 	Finals             [7]atomic.Uint64 // final responses sent upstream by class 1..6 (index = class)
 	ActiveServer       atomic.Int64
 	ActiveClient       atomic.Int64
@@ -41,9 +47,10 @@ type Snapshot struct {
 	Timeouts, TimerC, TransportErrors, Failovers, Cancels, AcksAbsorbed,
 	AcksForwarded, StatelessForwards, StrayDropped, Loops, TooManyHops,
 	DialogsEstablished, ProbesSent, BusyNanos uint64
-	Finals                     [7]uint64
-	ActiveServer, ActiveClient int64
-	InboxDepth, InboxCapacity  int
+	Suspended, Resumed, SuspendExpired, Parked, ParkOverflow, Lookups uint64
+	Finals                                                            [7]uint64
+	ActiveServer, ActiveClient                                        int64
+	InboxDepth, InboxCapacity                                         int
 }
 
 // Snapshot reads the counters; safe from any goroutine.
@@ -60,7 +67,9 @@ func (w *Worker) Snapshot() Snapshot {
 		StatelessForwards: c.StatelessForwards.Load(), StrayDropped: c.StrayDropped.Load(),
 		Loops: c.Loops.Load(), TooManyHops: c.TooManyHops.Load(),
 		DialogsEstablished: c.DialogsEstablished.Load(), ProbesSent: c.ProbesSent.Load(),
-		BusyNanos:    c.BusyNanos.Load(),
+		BusyNanos: c.BusyNanos.Load(),
+		Suspended: c.Suspended.Load(), Resumed: c.Resumed.Load(), SuspendExpired: c.SuspendExpired.Load(),
+		Parked: c.Parked.Load(), ParkOverflow: c.ParkOverflow.Load(), Lookups: c.Lookups.Load(),
 		ActiveServer: c.ActiveServer.Load(), ActiveClient: c.ActiveClient.Load(),
 		InboxDepth: len(w.inbox), InboxCapacity: cap(w.inbox),
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"sipvigil/proxy/reply"
+	"sipvigil/proxy/route"
 	"sipvigil/proxy/transport"
 	"sipvigil/proxy/txn"
 )
@@ -53,8 +54,13 @@ func (w *Worker) routeRequest(ctx *serverCtx, now time.Time) {
 		// it to ourselves.
 		fallthrough
 	default:
-		ctx.plan = w.configPlan(req, ctx.plan[:0])
+		rt := w.opt.Router.Match(string(req.Method), &req.Recipient)
 		ctx.recordRoute = ctx.initial && w.opt.RecordRoute && dialogCreating(req.Method)
+		if rt.Lookup != "" {
+			w.startLookup(ctx, rt.Lookup, now)
+			return
+		}
+		ctx.plan = w.planFor(rt, ctx.plan[:0])
 	}
 	if len(ctx.plan) == 0 {
 		w.respondLocal(ctx, 503, "No Destination", now)
@@ -68,7 +74,15 @@ func (w *Worker) routeRequest(ctx *serverCtx, now time.Time) {
 // configPlan appends the configured destination set's hops for req, in
 // failover order.
 func (w *Worker) configPlan(req *sip.Request, dst []target) []target {
-	rt := w.opt.Router.Match(string(req.Method), &req.Recipient)
+	return w.planFor(w.opt.Router.Match(string(req.Method), &req.Recipient), dst)
+}
+
+// planFor appends a route's destination-set hops in failover order; a
+// route that uses a lookup has none.
+func (w *Worker) planFor(rt *route.Route, dst []target) []target {
+	if rt.Set == nil {
+		return dst
+	}
 	w.hops = rt.Set.Plan(w.rnd.Uint64(), w.opt.Health, w.hops[:0])
 	for _, h := range w.hops {
 		dst = append(dst, hopTarget(h))

@@ -63,6 +63,12 @@ func (w *Worker) handleRequest(in transport.Inbound, req *sip.Request, now time.
 		w.respondLocal(ctx, 482, "Loop Detected", now)
 		return
 	}
+	if q := w.opt.Router.SuspendQueue(req); q != "" {
+		if qb := w.opt.Queues[q]; qb != nil {
+			w.suspendOnQueue(ctx, qb, now)
+			return
+		}
+	}
 	w.routeRequest(ctx, now)
 }
 
@@ -76,6 +82,7 @@ func (w *Worker) newServerCtx(key string, in transport.Inbound, req *sip.Request
 		inLocal:  w.localFor(in.Proto, in.Local),
 		initial:  !req.To().Params.Has("tag"),
 		isInvite: req.IsInvite(),
+		callID:   string(*req.CallID()),
 	}
 	ctx.reply.Socket = w.opt.Index
 	ctx.fire = func(w *Worker, now time.Time) { w.serverTimer(ctx, now) }
@@ -158,6 +165,9 @@ func (w *Worker) respond(ctx *serverCtx, res *sip.Response, now time.Time) {
 		send = true
 	}
 	first := res.StatusCode >= 200 && !ctx.finalSent
+	if first && ctx.susp != nil {
+		w.abandonSuspension(ctx)
+	}
 	if first {
 		ctx.finalSent = true
 		w.pending--
@@ -208,6 +218,9 @@ func (w *Worker) statelessReply(in transport.Inbound, req *sip.Request, code int
 
 // serverTimer fires the server transaction's timers and Timer C.
 func (w *Worker) serverTimer(ctx *serverCtx, now time.Time) {
+	if ctx.susp != nil && !ctx.susp.deadline.After(now) {
+		w.suspensionExpired(ctx, now)
+	}
 	if !ctx.timerC.IsZero() && !ctx.timerC.After(now) {
 		ctx.timerC = time.Time{}
 		w.timerCFired(ctx, now)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -46,7 +47,10 @@ type Options struct {
 	Locals       []Local
 	Router       *route.Router
 	Health       *route.Health
-	Probes       []*route.Hop // hops this worker probes with OPTIONS
+	Probes       []*route.Hop              // hops this worker probes with OPTIONS
+	Queues       map[string]*QueueBinding  // suspend queues by name
+	Lookups      map[string]*LookupBinding // HTTP route lookups by name
+	RejectQueued bool                      // on shutdown answer suspended requests 503 instead of releasing them
 	Out          Sender
 	Pick         func(callID string) int // the dispatcher's Call-ID → worker map
 	Log          *slog.Logger
@@ -62,14 +66,21 @@ type Worker struct {
 	servers map[string]*serverCtx // server transaction key → context
 	invites map[string]*serverCtx // INVITE branch+sent-by → context, for CANCEL and ACK
 	clients map[string]*branch    // client transaction key → branch
-	heap    deadlines
-	timer   *time.Timer
-	rnd     *rand.PCG
-	seq     uint64
-	buf     bytes.Buffer
-	hops    []*route.Hop // scratch for route plans
-	sets    map[string]*route.Set
-	names   []ourName // host:port spellings that are this proxy
+
+	suspended    map[uint64]*serverCtx    // suspension id → context
+	parked       map[string]*parkedDialog // Call-ID → messages waiting behind a suspended request
+	unparkLater  []string                 // dialogs to drain after the current event
+	resume       chan resumption          // released tickets and async results
+	stopped      chan struct{}            // closed when Run returns
+	shuttingDown atomic.Bool              // set by ShutdownQueued; read by handleResume
+	heap         deadlines
+	timer        *time.Timer
+	rnd          *rand.PCG
+	seq          uint64
+	buf          bytes.Buffer
+	hops         []*route.Hop // scratch for route plans
+	sets         map[string]*route.Set
+	names        []ourName // host:port spellings that are this proxy
 
 	pending       int // server contexts that have not sent a final response
 	draining      bool
@@ -112,15 +123,19 @@ func New(opt Options) *Worker {
 		opt.Pick = func(string) int { return opt.Index }
 	}
 	w := &Worker{
-		opt:      opt,
-		inbox:    make(chan transport.Inbound, opt.InboxSize),
-		highMark: opt.InboxSize * 3 / 4,
-		control:  make(chan control, 4096),
-		servers:  make(map[string]*serverCtx),
-		invites:  make(map[string]*serverCtx),
-		clients:  make(map[string]*branch),
-		rnd:      rand.NewPCG(uint64(time.Now().UnixNano()), uint64(opt.Index)+1),
-		drained:  make(chan struct{}),
+		opt:       opt,
+		inbox:     make(chan transport.Inbound, opt.InboxSize),
+		highMark:  opt.InboxSize * 3 / 4,
+		control:   make(chan control, 4096),
+		servers:   make(map[string]*serverCtx),
+		invites:   make(map[string]*serverCtx),
+		clients:   make(map[string]*branch),
+		suspended: make(map[uint64]*serverCtx),
+		parked:    make(map[string]*parkedDialog),
+		resume:    make(chan resumption, 4096),
+		stopped:   make(chan struct{}),
+		rnd:       rand.NewPCG(uint64(time.Now().UnixNano()), uint64(opt.Index)+1),
+		drained:   make(chan struct{}),
 	}
 	w.drainTimer = timed{index: -1, fire: func(w *Worker, now time.Time) { w.drainExpired(now) }}
 	w.opt.Log = opt.Log.With("worker", opt.Index)
@@ -155,6 +170,11 @@ func (w *Worker) Drain(deadline time.Time) <-chan struct{} {
 	return w.drained
 }
 
+// ShutdownQueued tells the worker that shutdown has begun, before the
+// queues are flushed: with policy "reject" every ticket released from now
+// on is answered 503 instead of routed. Safe from any goroutine.
+func (w *Worker) ShutdownQueued() { w.shuttingDown.Store(true) }
+
 // InboxDepth is the number of messages waiting; safe from any goroutine.
 func (w *Worker) InboxDepth() int { return len(w.inbox) }
 
@@ -171,6 +191,7 @@ func (w *Worker) Run(ctx context.Context) {
 			}
 		}
 	}
+	defer close(w.stopped)
 	w.timer = time.NewTimer(time.Hour)
 	w.timer.Stop()
 	now := time.Now()
@@ -206,15 +227,23 @@ func (w *Worker) Run(ctx context.Context) {
 			w.counters.BusyNanos.Add(uint64(time.Since(start)))
 		case c := <-w.control:
 			w.handleControl(c, time.Now())
+		case r := <-w.resume:
+			w.handleResume(r, time.Now())
 		case <-w.timer.C:
 			armed = time.Time{}
 			w.fireDue(time.Now())
+		}
+		if len(w.unparkLater) > 0 {
+			w.flushUnparks(time.Now())
 		}
 		w.checkDrained(time.Now())
 	}
 }
 
 func (w *Worker) handle(in transport.Inbound, now time.Time) {
+	if len(w.parked) > 0 && w.parkCheck(in) {
+		return
+	}
 	switch m := in.Msg.(type) {
 	case *sip.Request:
 		w.counters.RequestsIn.Add(1)
@@ -234,6 +263,9 @@ func (w *Worker) handleControl(c control, now time.Time) {
 			w.branchTransportError(b, now)
 		}
 	case ctrlDrain:
+		if w.opt.RejectQueued {
+			w.rejectSuspended(now)
+		}
 		w.draining = true
 		w.drainDeadline = c.deadline
 		w.schedule(&w.drainTimer, c.deadline)

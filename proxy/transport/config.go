@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sipvigil/proxy/observe"
 	"time"
 )
 
@@ -56,6 +57,10 @@ type Config struct {
 	// connection with HandleBad("too_large").
 	MaxMessageSize int
 	Logger         *slog.Logger
+	// Observer sees every SIP message read or written, with its
+	// CLOCK_MONOTONIC time (eBPF correlation, traces). Nil means nothing
+	// watches; it must not block.
+	Observer observe.Observer
 }
 
 // withDefaults validates cfg and fills in defaults.
@@ -113,6 +118,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = observe.Nop{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

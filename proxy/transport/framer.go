@@ -11,7 +11,8 @@ import (
 // frame is one complete message cut from a TCP stream.
 type frame struct {
 	msg  sip.Message
-	size int // wire bytes
+	size int    // wire bytes
+	raw  []byte // the message's wire bytes; valid only during emit
 }
 
 // frameError carries the HandleBad reason for a stream that cannot go on.
@@ -65,11 +66,16 @@ func (f *framer) feed(data []byte, pong func(), emit func(frame)) error {
 		if f.between && !f.skipKeepalive(pong) {
 			return nil // only (part of) a keepalive buffered; wait for more
 		}
+		pending := f.stream.Buffer().Bytes()
 		msg, n, err := f.parseNext()
 		switch {
 		case err == nil:
 			f.between = true
-			emit(frame{msg: msg, size: n})
+			fr := frame{msg: msg, size: n}
+			if n <= len(pending) {
+				fr.raw = pending[:n]
+			}
+			emit(fr)
 			if f.stream.Buffer().Len() == 0 {
 				return nil
 			}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sipvigil/proxy/observe"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ type outItem struct {
 // goroutine draining a bounded FIFO, so bytes leave in Send-call order.
 type tcpConn struct {
 	t        *Transport
+	readMono int64 // CLOCK_MONOTONIC of the last read; reader goroutine only
 	id       uint64
 	remote   netip.AddrPort
 	outbound bool
@@ -248,9 +250,11 @@ func (c *tcpConn) write(items []outItem, bufs net.Buffers) error {
 		return fmt.Errorf("tcp write to %s: %w", c.remote, err)
 	}
 	c.lastActive.Store(time.Now().UnixNano())
+	mono := observe.Monotonic()
 	pc := &c.t.counters.tcp
 	for _, it := range items {
 		if !it.keepalive {
+			c.t.obs.Packet(&observe.Packet{Dir: observe.Out, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: it.data, Mono: mono})
 			pc.sent.Add(1)
 			pc.sentBytes.Add(uint64(len(it.data)))
 		}
@@ -274,6 +278,7 @@ func (c *tcpConn) readLoop() {
 	}
 	for {
 		n, err := c.nc.Read(buf)
+		c.readMono = observe.Monotonic()
 		now := time.Now()
 		if n > 0 {
 			c.lastActive.Store(now.UnixNano())
@@ -322,6 +327,7 @@ func (c *tcpConn) feed(data []byte, now time.Time) bool {
 			pc := &t.counters.tcp
 			pc.received.Add(1)
 			pc.receivedBytes.Add(uint64(f.size))
+			t.obs.Packet(&observe.Packet{Dir: observe.In, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: f.raw, Mono: c.readMono})
 			t.h.HandleInbound(Inbound{
 				Msg: f.msg, Proto: TCP, Local: c.local, Remote: c.remote,
 				ConnID: c.id, Size: f.size, Received: now,

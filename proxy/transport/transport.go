@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sipvigil/proxy/observe"
 	"sync"
 	"syscall"
 )
@@ -20,6 +21,7 @@ type Transport struct {
 	cfg      Config
 	h        Handler
 	log      *slog.Logger
+	obs      observe.Observer
 	counters counters
 
 	udp       []*udpGroup
@@ -56,6 +58,7 @@ func New(cfg Config, h Handler) (*Transport, error) {
 		cfg:       cfg,
 		h:         h,
 		log:       cfg.Logger,
+		obs:       cfg.Observer,
 		udpByAddr: make(map[netip.AddrPort]*udpGroup),
 		ctx:       ctx,
 		cancel:    cancel,

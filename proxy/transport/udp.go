@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sipvigil/proxy/observe"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -124,6 +125,7 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 	backoff := time.Duration(0)
 	for {
 		n, _, flags, raddr, err := conn.ReadMsgUDPAddrPort(buf, nil)
+		mono := observe.Monotonic()
 		now := time.Now()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -138,6 +140,7 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 		}
 		backoff = 0
 		remote := unmap(raddr)
+		t.obs.Packet(&observe.Packet{Dir: observe.In, Proto: observe.ProtoUDP, Local: g.addr, Remote: remote, Data: buf[:n], Mono: mono})
 		if flags&msgTrunc != 0 || n > t.cfg.MaxDatagram {
 			t.bad(UDP, g.addr, remote, ReasonTruncated,
 				fmt.Errorf("udp datagram from %s exceeds %d bytes", remote, t.cfg.MaxDatagram))
@@ -235,6 +238,7 @@ func (t *Transport) sendUDP(out Outbound) error {
 		pc.sendErrors.Add(1)
 		return fmt.Errorf("udp send %s -> %s: %w", g.addr, to, err)
 	}
+	t.obs.Packet(&observe.Packet{Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: observe.Monotonic()})
 	pc.sent.Add(1)
 	pc.sentBytes.Add(uint64(len(out.Data)))
 	return nil

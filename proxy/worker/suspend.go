@@ -224,9 +224,6 @@ func (w *Worker) endSuspension(ctx *serverCtx) {
 // handleResume continues a suspended transaction on this worker.
 func (w *Worker) handleResume(r resumption, now time.Time) {
 	ctx := w.suspended[r.id]
-	if ctx != nil && r.ticket != nil && ctx.susp.queue != nil {
-		ctx.susp.queue.Queue.ObserveResume(*r.ticket, now)
-	}
 	if ctx == nil {
 		// Answered while waiting (CANCEL, max_wait, shutdown): the entry
 		// is discarded here, never forwarded.
@@ -236,6 +233,9 @@ func (w *Worker) handleResume(r resumption, now time.Time) {
 		w.abandonSuspension(ctx)
 		w.respondLocal(ctx, 503, "Shutting Down", now)
 		return
+	}
+	if r.ticket != nil && ctx.susp.queue != nil {
+		ctx.susp.queue.Queue.ObserveResume(*r.ticket, now)
 	}
 	w.endSuspension(ctx)
 	w.counters.Resumed.Add(1)

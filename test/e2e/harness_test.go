@@ -187,8 +187,15 @@ type proxyConfig struct {
 	Port        int           // SIP port, udp and tcp
 	Workers     int           // 0 = 2
 	T1          time.Duration // 0 = proxy default
-	Hops        []string      // destination set "uas", ordered
+	Hops        []string      // destination set "uas", ordered; none = no destinations section
 	RecordRoute bool
+	// Routes, when set, replaces the "routes" section (key included), e.g.
+	// a route that asks a lookup instead of the destination set "uas".
+	Routes string
+	// Extra is raw YAML appended verbatim to the rendered config (queues,
+	// suspend rules, lookups, shutdown): the sections the tests of the
+	// suspend pipeline vary.
+	Extra string
 }
 
 func (c proxyConfig) render() string {
@@ -204,11 +211,20 @@ func (c proxyConfig) render() string {
 	}
 	fmt.Fprintf(&b, "proxy: {record_route: %t}\n", c.RecordRoute)
 	b.WriteString("log: {level: info}\n")
-	b.WriteString("destinations:\n  uas:\n    policy: ordered\n    hops:\n")
-	for _, h := range c.Hops {
-		fmt.Fprintf(&b, "      - %q\n", h)
+	if len(c.Hops) > 0 {
+		b.WriteString("destinations:\n  uas:\n    policy: ordered\n    hops:\n")
+		for _, h := range c.Hops {
+			fmt.Fprintf(&b, "      - %q\n", h)
+		}
 	}
-	b.WriteString("routes:\n  - name: default\n    to: uas\n")
+	if c.Routes != "" {
+		b.WriteString(strings.TrimRight(c.Routes, "\n") + "\n")
+	} else {
+		b.WriteString("routes:\n  - name: default\n    to: uas\n")
+	}
+	if c.Extra != "" {
+		b.WriteString(strings.TrimRight(c.Extra, "\n") + "\n")
+	}
 	return b.String()
 }
 

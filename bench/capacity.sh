@@ -27,6 +27,9 @@ FAIL_ON_RETRANS=0
 CHILDREN_SET=0
 STRETCH=1.1   # a trial may take at most duration*STRETCH + SLACK seconds
 SLACK=1
+REINVITE_QUEUE=off   # on: sipvigil gets the default reinvite delay queue + suspend rule
+REINVITE_QUEUE_SET=0
+QUEUE_DELAY_MS=0     # per-call time the queue adds (10 with --reinvite-queue on)
 
 usage() {
 	cat <<EOF
@@ -38,7 +41,13 @@ usage: bench/capacity.sh [options]
   --start RATE                first rate of the ramp, cps (default: $START_RATE)
   --max RATE                  never try above this rate, cps (default: $MAX_RATE)
   --resolution CPS            stop bisecting when pass/fail bounds are this close (default: $RESOLUTION)
-  --scenario basic|b2b        SIPp scenario pair (default: $SCENARIO)
+  --scenario basic|b2b|reinvite
+                              SIPp scenario pair (default: $SCENARIO); reinvite = basic call
+                              plus one re-INVITE (sipp/uac_reinvite.xml, uas_reinvite.xml)
+  --reinvite-queue on|off     sipvigil only: on = add the default reinvite-delay recipe (queue
+                              "reinvite", delay 10ms, consumers 1, capacity 10000, max_wait 5s,
+                              suspend rule INVITE in_dialog) to the config; off = no queues
+                              (default: $REINVITE_QUEUE)
   --transport udp             only udp is implemented
   --hold-ms MS                UAC pause between ACK and BYE (default: $HOLD_MS)
   --ring-ms MS                basic UAS pause between 180 and 200 (default: $RING_MS)
@@ -71,6 +80,7 @@ while (($#)); do
 	--stretch) STRETCH=${2:?}; shift 2 ;;
 	--slack) SLACK=${2:?}; shift 2 ;;
 	--max-trials) MAX_TRIALS=${2:?}; shift 2 ;;
+	--reinvite-queue) REINVITE_QUEUE=${2:?}; REINVITE_QUEUE_SET=1; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
@@ -88,12 +98,32 @@ done
 if [[ $PROXY != kamailio ]] && ((CHILDREN_SET)); then
 	log "note: --children only applies to kamailio, ignored for $PROXY"
 fi
+[[ $REINVITE_QUEUE =~ ^(on|off)$ ]] || die "--reinvite-queue must be on or off"
+if [[ $REINVITE_QUEUE == on ]]; then
+	[[ $PROXY == sipvigil ]] || die "--reinvite-queue on only applies to sipvigil"
+	[[ $SCENARIO == reinvite ]] || log "note: --reinvite-queue on holds in-dialog INVITEs only; scenario $SCENARIO has none (use --scenario reinvite)"
+	# The embedded default recipe (proxy/config/default.yaml), verbatim.
+	# log info: the proxy logs its queue stats at shutdown, which the trial
+	# line reports; shutdown grace 5s so a failed trial's leftover
+	# transactions do not keep it from logging them before the KILL.
+	SIPVIGIL_EXTRA_YAML="queues: {reinvite: {delay: 10ms, consumers: 1, capacity: 10000, max_wait: 5s}}
+suspend: [{name: reinvite-delay, match: {methods: [INVITE], in_dialog: true}, queue: reinvite}]
+shutdown: {grace: 5s}"
+	SIPVIGIL_LOG_LEVEL=info
+	PROXY_STOP_WAIT=15
+	QUEUE_DELAY_MS=10
+fi
 
 proxy_check_tools
+[[ $REINVITE_QUEUE == on ]] && sipvigil_require_queues
 scenario_files "$SCENARIO"
 bench_init
 
-RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO-$(date +%Y%m%d-%H%M%S).txt"
+RQ_LABEL=""
+if [[ $SCENARIO == reinvite || $REINVITE_QUEUE_SET == 1 ]] && [[ $PROXY == sipvigil ]]; then
+	RQ_LABEL=$REINVITE_QUEUE
+fi
+RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO${RQ_LABEL:+-queue-$RQ_LABEL}-$(date +%Y%m%d-%H%M%S).txt"
 : >"$RESULT_FILE"
 
 CHILDREN_LABEL=$CHILDREN
@@ -101,7 +131,10 @@ CHILDREN_LABEL=$CHILDREN
 
 env_header
 out "# capacity: scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s start=$START_RATE max=$MAX_RATE resolution=$RESOLUTION hold=${HOLD_MS}ms ring=${RING_MS}ms"
-out "# pass = UAC rc 0, failed=0, ok=rate*duration, elapsed <= duration*$STRETCH+${SLACK}s(+ring+hold)$( ((FAIL_ON_RETRANS)) && echo ', no retransmissions')"
+out "# pass = UAC rc 0, failed=0, ok=rate*duration, elapsed <= duration*$STRETCH+${SLACK}s(+ring+hold$( ((QUEUE_DELAY_MS)) && echo "+queue delay ${QUEUE_DELAY_MS}ms"))$( ((FAIL_ON_RETRANS)) && echo ', no retransmissions')"
+if [[ -n $RQ_LABEL ]]; then
+	out "# reinvite queue: $REINVITE_QUEUE$([[ $REINVITE_QUEUE == on ]] && echo " (queue reinvite: delay 10ms consumers 1 capacity 10000 max_wait 5s; rule reinvite-delay: INVITE in_dialog; every call's re-INVITE must be enqueued)")"
+fi
 
 # psi_cpu_us: cumulative microseconds during which some runnable task waited
 # for a CPU (/proc/pressure/cpu, "some" line); empty when PSI is unavailable.
@@ -166,7 +199,7 @@ run_trial() {
 
 	local el max_el proxy_s uac_cores uas_cores proxy_cores cpu1k achieved psi=na
 	el=$UAC_ELAPSED
-	max_el=$(fcalc "$DURATION * $STRETCH + $SLACK + ($RING_MS + $HOLD_MS) / 1000")
+	max_el=$(fcalc "$DURATION * $STRETCH + $SLACK + ($RING_MS + $HOLD_MS + $QUEUE_DELAY_MS) / 1000")
 	proxy_s=$(fcalc "$PROXY_TICKS / $CLK_TCK")
 	proxy_cores=$(fcalc "$PROXY_TICKS / $CLK_TCK / $el")
 	uac_cores=$(fcalc "$UAC_CPU_TICKS / $CLK_TCK / $el")
@@ -186,6 +219,27 @@ run_trial() {
 	[[ $ok == "$calls" ]] || why+=("ok=$ok/$calls")
 	awk -v e="$el" -v m="$max_el" 'BEGIN { exit !(e <= m) }' || why+=("slow(elapsed>${max_el}s)")
 	if ((FAIL_ON_RETRANS)) && [[ $retrans != 0 ]]; then why+=("retrans=$retrans"); fi
+	# the reinvite queue must really have held every call's re-INVITE
+	local qline="" reinv_rtt=""
+	if [[ $SCENARIO == reinvite ]]; then
+		reinv_rtt=$(stat_get "$csv" 'ResponseTime2(C)')
+	fi
+	if [[ $REINVITE_QUEUE == on ]]; then
+		local -a qs
+		mapfile -t qs < <(queue_stats "$dir/proxy.log" reinvite)
+		if ((${#qs[@]} == 0)); then
+			qline="queue=no-stats"
+		else
+			local enq res late50 late99 latemax
+			enq=$(printf '%s\n' "${qs[@]}" | kv_get enqueued)
+			res=$(printf '%s\n' "${qs[@]}" | kv_get resumed)
+			late50=$(printf '%s\n' "${qs[@]}" | kv_get late_p50)
+			late99=$(printf '%s\n' "${qs[@]}" | kv_get late_p99)
+			latemax=$(printf '%s\n' "${qs[@]}" | kv_get late_max)
+			qline="queue_enqueued=$enq queue_resumed=$res late_p50=$late50 late_p99=$late99 late_max=$latemax"
+			if [[ $SCENARIO == reinvite && $enq != "$calls" ]]; then why+=("queue_enqueued=$enq/$calls"); fi
+		fi
+	fi
 
 	local verdict=PASS
 	if ((${#why[@]})); then verdict=FAIL; else TRIAL_PASS=1; fi
@@ -205,6 +259,8 @@ run_trial() {
 	line=$(printf 'TRIAL %2d rate=%-6s %s ok=%s/%s failed=%s retrans=%s elapsed=%ss eff=%scps proxy_cpu=%ss(%s cores) cpu_per_1000_calls=%s uac=%s uas=%s cores cpu_pressure=%s%% udp_drops(rcv/snd)=%s uas_failed=%s dead=%s ooc=%s' \
 		"$TRIALS" "$rate" "$verdict" "$ok" "$calls" "$failed" "$retrans" "$el" "$achieved" \
 		"$proxy_s" "$proxy_cores" "$cpu1k" "$uac_cores" "$uas_cores" "$psi" "$udp_drops" "$uas_failed" "${dead:-?}" "${ooc:-?}")
+	[[ -n $reinv_rtt ]] && line+=" reinvite_rtt_avg=$reinv_rtt"
+	[[ -n $qline ]] && line+=" $qline"
 	((${#why[@]})) && line+=" why=$(IFS=,; echo "${why[*]}") reasons=$reasons"
 	((${#notes[@]})) && line+=" note=$(IFS=,; echo "${notes[*]}")"
 	out "$line"
@@ -243,6 +299,7 @@ done
 out ""
 trials_str=$(IFS=,; echo "${TRIAL_SUMMARY[*]}")
 result="RESULT proxy=$PROXY children=$CHILDREN_LABEL scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s max_rate=$BEST_RATE cps"
+[[ -n $RQ_LABEL ]] && result+=" reinvite_queue=$RQ_LABEL"
 if [[ $PROXY != direct ]]; then result+=" cpu_per_1000_calls=${BEST_CPU1K:-na} s"; fi
 result+=" trials=$TRIALS [$trials_str]"
 ((capped)) && result+=" capped_by_max=$MAX_RATE"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034
 # (SC2034: the globals set here are read by the scripts that source this file)
-# Shared helpers for bench/capacity.sh and bench/reorder.sh.
+# Shared helpers for bench/capacity.sh, bench/reorder.sh and bench/suspend.sh.
 # Sourced, not executed.  Everything runs on 127.0.0.1 only, every process we
 # start is recorded and killed by PID (or by its own process group) on exit.
 
@@ -28,6 +28,10 @@ KAM_MEM=fm              # kamailio -x/-X memory manager: fm (fast), tlsf, or qm 
 SIPP_BUFF=8388608       # -buff_size (capped by net.core.[rw]mem_max)
 RECV_TIMEOUT_MS=5000    # UAC: a call waiting longer than this for a reply fails
 KEEP=0                  # keep the temp dir with all logs
+SIPVIGIL_LOG_LEVEL=warn # log level of the generated sipvigil config (info: shutdown queue stats)
+SIPVIGIL_EXTRA_YAML=""  # appended verbatim to the generated sipvigil config (queues, suspend rules)
+PROXY_STOP_WAIT=5       # seconds between TERM and KILL for the proxy (sipvigil needs ~2-3 s
+                        # after TERM to drain, linger and log its queue stats)
 
 WORK=""                 # temp dir, created by bench_init
 PROXY_PID=""            # pid of the proxy main process (== its pgid when setsid worked)
@@ -106,9 +110,10 @@ tree_cpu_ticks() {
 	cpu_ticks "${pids[@]}"
 }
 
-# stop_pid PID [GROUP]: TERM (the process group if GROUP=1), wait up to 5s, then KILL
+# stop_pid PID [GROUP] [WAIT_S]: TERM (the process group if GROUP=1), wait up
+# to WAIT_S seconds (default 5), then KILL
 stop_pid() {
-	local pid=$1 group=${2:-0} i
+	local pid=$1 group=${2:-0} wait_s=${3:-5} i
 	[[ -n $pid ]] || return 0
 	local -a tree
 	mapfile -t tree < <(pid_tree "$pid")
@@ -120,7 +125,7 @@ stop_pid() {
 		kill -TERM -- "-$pid" 2>/dev/null || true
 	fi
 	kill -TERM "${tree[@]}" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
+	for ((i = 0; i < wait_s * 10; i++)); do
 		local alive=0 p
 		for p in "${tree[@]}"; do
 			if kill -0 "$p" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$p/stat" 2>/dev/null) != Z ]]; then
@@ -136,11 +141,13 @@ stop_pid() {
 	wait "$pid" 2>/dev/null || true
 }
 
+# stop_proxy: TERM the proxy, KILL it if it is still there after
+# PROXY_STOP_WAIT seconds.
 stop_proxy() {
 	if [[ -n $PROXY_PID ]]; then
 		local group=0
 		[[ $(ps -o pgid= -p "$PROXY_PID" 2>/dev/null | tr -d ' ') == "$PROXY_PID" ]] && group=1
-		stop_pid "$PROXY_PID" "$group"
+		stop_pid "$PROXY_PID" "$group" "$PROXY_STOP_WAIT"
 		PROXY_PID=""
 	fi
 }
@@ -266,10 +273,13 @@ start_proxy() {
 	sipvigil)
 		cat >"$dir/sipvigil.yaml" <<-EOF
 			listen: [{address: 127.0.0.1:$PROXY_PORT, transports: [udp]}]
-			log: {level: warn}
+			log: {level: $SIPVIGIL_LOG_LEVEL}
 			destinations: {uas: {hops: [127.0.0.1:$UAS_PORT;transport=udp]}}
 			routes: [{name: default, to: uas}]
 		EOF
+		if [[ -n $SIPVIGIL_EXTRA_YAML ]]; then
+			printf '%s\n' "$SIPVIGIL_EXTRA_YAML" >>"$dir/sipvigil.yaml"
+		fi
 		setsid "$SIPVIGIL_BIN" serve --config "$dir/sipvigil.yaml" </dev/null >"$dir/proxy.log" 2>&1 &
 		PROXY_PID=$!
 		;;
@@ -289,6 +299,32 @@ start_proxy() {
 	return 1
 }
 
+# sipvigil_require_queues: die unless SIPVIGIL_BIN knows suspend queues. A
+# bin/sipvigil built before them is not rebuilt by ensure_sipvigil (it only
+# builds a missing binary) and would refuse the config at startup.
+sipvigil_require_queues() {
+	"$SIPVIGIL_BIN" default-config 2>/dev/null | grep -q '^queues:' ||
+		die "$SIPVIGIL_BIN has no suspend queues (built before them?): rebuild it with 'make build' or set SIPVIGIL_BIN"
+}
+
+# queue_stats LOG QUEUE: the key=value fields of the last "queue stats" line
+# that sipvigil logged for QUEUE at shutdown (log level info), one per line
+# ("enqueued=5000", "late_p99=0.412ms", ...); nothing when there is none.
+queue_stats() {
+	local logf=$1 queue=$2
+	[[ -r $logf ]] || return 0
+	awk -v q="queue=$queue" '
+		/msg="queue stats"/ { for (i = 1; i <= NF; i++) if ($i == q) line = $0 }
+		END {
+			if (line == "") exit
+			n = split(line, f, " ")
+			for (i = 1; i <= n; i++) if (f[i] ~ /^[a-z_0-9]+=/ && f[i] !~ /^(time|level|msg|queue)=/) print f[i]
+		}' "$logf"
+}
+
+# kv_get KEY < lines of key=value: the value of KEY
+kv_get() { awk -F= -v k="$1" '$1 == k { sub(/^[^=]*=/, ""); print; exit }'; }
+
 proxy_cpu_ticks() {
 	if [[ -n $PROXY_PID ]]; then tree_cpu_ticks "$PROXY_PID"; else printf '0'; fi
 }
@@ -300,7 +336,9 @@ scenario_files() {
 	case $1 in
 	basic) UAC_XML=$SIPP_DIR/uac.xml UAS_XML=$SIPP_DIR/uas.xml ;;
 	b2b) UAC_XML=$SIPP_DIR/uac_b2b.xml UAS_XML=$SIPP_DIR/uas_b2b.xml ;;
-	*) die "unknown scenario $1 (basic|b2b)" ;;
+	reinvite) UAC_XML=$SIPP_DIR/uac_reinvite.xml UAS_XML=$SIPP_DIR/uas_reinvite.xml ;;
+	message) UAC_XML=$SIPP_DIR/uac_message.xml UAS_XML=$SIPP_DIR/uas_message.xml ;;
+	*) die "unknown scenario $1 (basic|b2b|reinvite|message)" ;;
 	esac
 	[[ -r $UAC_XML && -r $UAS_XML ]] || die "missing SIPp scenario files in $SIPP_DIR"
 }

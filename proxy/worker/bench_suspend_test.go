@@ -146,6 +146,9 @@ func BenchmarkReInviteDirect(b *testing.B) {
 	if s := w.counters.Suspended.Load(); s != 0 {
 		b.Fatalf("direct benchmark suspended %d requests", s)
 	}
+	if len(w.servers) != 0 || len(w.clients) != 0 {
+		b.Fatalf("left behind: servers=%d clients=%d", len(w.servers), len(w.clients))
+	}
 }
 
 // BenchmarkReInviteSuspended: the same re-INVITE through the reinvite-delay

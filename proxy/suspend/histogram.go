@@ -8,11 +8,12 @@ import (
 )
 
 // DefaultBounds returns the bucket upper bounds, in seconds, used for the
-// wait and lateness histograms: 100 µs to 60 s, roughly exponential. A fresh
-// slice each call, so callers may modify it.
+// wait and lateness histograms: 100 µs to 60 s, roughly exponential, with
+// extra edges between 10 and 20 ms where the common 10 ms re-INVITE delay
+// puts every wait. A fresh slice each call, so callers may modify it.
 func DefaultBounds() []float64 {
 	return []float64{
-		.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05,
+		.0001, .00025, .0005, .001, .0025, .005, .01, .0105, .011, .0125, .015, .02, .025, .05,
 		.1, .25, .5, 1, 2.5, 5, 10, 30, 60,
 	}
 }

@@ -12,7 +12,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build run test deps test-unit test-e2e lint bench bench-capacity bench-reorder bench-suspend clean
+.PHONY: all build run test deps test-unit test-e2e lint generate check-generated bench bench-capacity bench-reorder bench-suspend bench-ebpf clean
 
 all: build
 
@@ -27,7 +27,7 @@ run: build
 deps:
 	@./.ci/deps.sh
 
-test: deps lint test-unit test-e2e
+test: deps lint check-generated test-unit test-e2e
 
 # Unit tests, with the race detector, for everything but the end-to-end
 # package (which runs real SIPp load and is timed by SIPp, not by -race).
@@ -42,6 +42,14 @@ lint:
 	$(GO) vet ./...
 	@command -v staticcheck >/dev/null 2>&1 || $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	PATH="$$PATH:$$($(GO) env GOPATH)/bin" staticcheck ./...
+
+# Regenerate the eBPF objects and their Go bindings (needs clang/llvm).
+generate:
+	$(GO) generate ./bpf/
+
+# Fail when the committed bpf2go output does not match bpf/sipcap.c.
+check-generated:
+	STRICT=1 ./bpf/check_generated.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./proxy/...

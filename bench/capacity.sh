@@ -28,6 +28,7 @@ CHILDREN_SET=0
 STRETCH=1.1   # a trial may take at most duration*STRETCH + SLACK seconds
 SLACK=1
 REINVITE_QUEUE=off   # on: sipvigil gets the default reinvite delay queue + suspend rule
+EBPF=off             # sipvigil ebpf.mode for the trials: off (default, no kernel capture) or on
 REINVITE_QUEUE_SET=0
 QUEUE_DELAY_MS=0     # per-call time the queue adds (10 with --reinvite-queue on)
 
@@ -44,6 +45,7 @@ usage: bench/capacity.sh [options]
   --scenario basic|b2b|reinvite
                               SIPp scenario pair (default: $SCENARIO); reinvite = basic call
                               plus one re-INVITE (sipp/uac_reinvite.xml, uas_reinvite.xml)
+  --ebpf on|off               sipvigil only: ebpf.mode for the trials (default: off; on needs root)
   --reinvite-queue on|off     sipvigil only: on = add the default reinvite-delay recipe (queue
                               "reinvite", delay 10ms, consumers 1, capacity 10000, max_wait 5s,
                               suspend rule INVITE in_dialog) to the config; off = no queues
@@ -81,6 +83,7 @@ while (($#)); do
 	--slack) SLACK=${2:?}; shift 2 ;;
 	--max-trials) MAX_TRIALS=${2:?}; shift 2 ;;
 	--reinvite-queue) REINVITE_QUEUE=${2:?}; REINVITE_QUEUE_SET=1; shift 2 ;;
+	--ebpf) EBPF=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
@@ -112,6 +115,17 @@ shutdown: {grace: 5s}"
 	SIPVIGIL_LOG_LEVEL=info
 	PROXY_STOP_WAIT=15
 	QUEUE_DELAY_MS=10
+fi
+
+[[ $EBPF =~ ^(on|off)$ ]] || die "--ebpf must be on or off"
+if [[ $PROXY == sipvigil ]]; then
+	# eBPF capture on lo (TCX) for the trial, or explicitly off so that a
+	# root run is not silently measured with the programs attached.
+	SIPVIGIL_EBPF=$EBPF
+	if [[ $EBPF == on ]]; then
+		SIPVIGIL_LOG_LEVEL=info
+		PROXY_STOP_WAIT=15
+	fi
 fi
 
 proxy_check_tools

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/signal"
 	"runtime"
@@ -38,6 +39,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "", "override the listen address, e.g. 127.0.0.1:5060 (UDP and TCP)")
 	hop := fs.String("route", "", "override the default route's next hop, e.g. 127.0.0.1:5070;transport=udp")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file until shutdown (for performance work)")
+	kernelDump := fs.String("kernel-dump", "", "write every message joined to its eBPF kernel timestamp to this file, as JSON lines (debugging)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -77,7 +79,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if err := runProxy(cfg, log); err != nil {
+	if err := runProxy(cfg, log, *kernelDump); err != nil {
 		log.Error("sipvigil stopped", "err", err)
 		return 1
 	}
@@ -94,7 +96,7 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 // runProxy builds reader → dispatcher → workers → writer and runs it until
 // SIGTERM or SIGINT, then drains.
-func runProxy(cfg *config.Config, log *slog.Logger) error {
+func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 	n := cfg.Workers.EffectiveCount()
 	picker := dispatch.NewPicker(n)
 	router := route.New(cfg)
@@ -120,6 +122,15 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 		listens = append(listens, tl)
 	}
 
+	var listenAddrs []netip.AddrPort
+	for _, l := range cfg.Listen {
+		listenAddrs = append(listenAddrs, l.Address)
+	}
+	kt, err := openKernel(cfg, listenAddrs, kernelDump, log)
+	if err != nil {
+		return err
+	}
+
 	disp := dispatch.New(nil, picker, nil, cfg.Proxy.OverloadRetryAfter, log)
 	tp, err := transport.New(transport.Config{
 		Listen:            listens,
@@ -131,6 +142,7 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 		TCPConnectTimeout: cfg.TCP.ConnectTimeout,
 		MaxMessageSize:    cfg.TCP.MaxMessageSize,
 		Logger:            log,
+		Observer:          kt.Observer(),
 	}, disp)
 	if err != nil {
 		return fmt.Errorf("transport: %w", err)
@@ -203,6 +215,11 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 			w.Run(runCtx)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		kt.run(runCtx, log)
+	}()
 	for _, q := range queues {
 		wg.Add(1)
 		go func() {
@@ -267,6 +284,7 @@ func runProxy(cfg *config.Config, log *slog.Logger) error {
 	stopRun()
 	wg.Wait()
 	logQueueStats(log, queues)
+	kt.logStats(log)
 	log.Info("sipvigil stopped")
 	return nil
 }

@@ -55,6 +55,7 @@ type Config struct {
 	Proxy        Proxy
 	Shutdown     Shutdown
 	Log          Log
+	EBPF         EBPF
 	Destinations map[string]*DestinationSet
 	// Routes keeps config order; the matcher tries the "default" route last
 	// wherever it is written.
@@ -141,6 +142,28 @@ const (
 	// ShutdownReject answers every queued request 503.
 	ShutdownReject = "reject"
 )
+
+// eBPF capture modes.
+const (
+	// EBPFAuto attaches the capture programs when the kernel and the
+	// process's capabilities allow, and otherwise runs without them after
+	// one warning.
+	EBPFAuto = "auto"
+	// EBPFOn refuses to start without eBPF.
+	EBPFOn = "on"
+	// EBPFOff never loads eBPF.
+	EBPFOff = "off"
+)
+
+// EBPF configures kernel timestamping of SIP packets (TC ingress/egress).
+type EBPF struct {
+	Mode       string   // EBPFAuto, EBPFOn or EBPFOff
+	Interfaces []string // empty: the interfaces that own the listen addresses
+	Snaplen    int      // payload bytes captured per packet
+	LegacyTC   bool     // force clsact + bpf filter instead of TCX
+	RingBuffer int      // ring buffer bytes
+	MatchTTL   time.Duration
+}
 
 // Shutdown controls graceful termination.
 type Shutdown struct {
@@ -359,6 +382,7 @@ func defaults() *Config {
 			UDPMTUThreshold:    1300,
 		},
 		Shutdown: Shutdown{Grace: 32 * time.Second, Queued: ShutdownRelease},
+		EBPF:     EBPF{Mode: EBPFAuto, Snaplen: 2048, RingBuffer: 8 << 20, MatchTTL: 2 * time.Second},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }

@@ -204,6 +204,17 @@ func (p *parser) top(n *yaml.Node) error {
 			p.routesKey = k
 			return p.routes(v)
 		},
+		"ebpf": func(k, v *yaml.Node) error {
+			return p.mapping(v, "ebpf", map[string]field{
+				"mode":       enumField(&p.decoder, &c.EBPF.Mode, "ebpf.mode", EBPFAuto, EBPFOn, EBPFOff),
+				"interfaces": func(_, v *yaml.Node) error { return p.interfaces(v) },
+				"snaplen":    intField(&p.decoder, &c.EBPF.Snaplen, "ebpf.snaplen", 256, 4096),
+				"legacy_tc":  boolField(&p.decoder, &c.EBPF.LegacyTC, "ebpf.legacy_tc"),
+				"ring_buffer": sizeField(&p.decoder, &c.EBPF.RingBuffer, "ebpf.ring_buffer",
+					64<<10, 1<<30),
+				"match_ttl": durField(&p.decoder, &c.EBPF.MatchTTL, "ebpf.match_ttl", 10*time.Millisecond),
+			})
+		},
 		"queues":  func(k, v *yaml.Node) error { return p.queues(v) },
 		"suspend": func(k, v *yaml.Node) error { return p.suspend(v) },
 		"lookups": func(k, v *yaml.Node) error { return p.lookups(v) },
@@ -254,6 +265,26 @@ func enumField(d *decoder, dst *string, path string, choices ...string) field {
 		*dst, err = d.enum(v, path, choices...)
 		return err
 	}
+}
+
+// interfaces decodes ebpf.interfaces: a list of interface names.
+func (p *parser) interfaces(v *yaml.Node) error {
+	items, err := p.sequence(v, "ebpf.interfaces")
+	if err != nil {
+		return err
+	}
+	p.cfg.EBPF.Interfaces = nil
+	for i, it := range items {
+		name, err := p.nonEmpty(it, fmt.Sprintf("ebpf.interfaces[%d]", i))
+		if err != nil {
+			return err
+		}
+		if len(name) > 15 || strings.ContainsAny(name, "/ \t") {
+			return p.errf(it, "ebpf.interfaces[%d]: %q is not an interface name", i, name)
+		}
+		p.cfg.EBPF.Interfaces = append(p.cfg.EBPF.Interfaces, name)
+	}
+	return nil
 }
 
 func (p *parser) listen(v *yaml.Node) error {

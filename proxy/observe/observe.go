@@ -46,7 +46,8 @@ type Packet struct {
 	Data []byte
 	// Mono is CLOCK_MONOTONIC in nanoseconds, the clock eBPF's
 	// bpf_ktime_get_ns uses: right after the read syscall returned (In),
-	// or right after the write syscall returned (Out).
+	// or right before the write syscall was made (Out). So for every
+	// message kernel ingress < Mono(In) and Mono(Out) < kernel egress.
 	Mono int64
 }
 

@@ -244,13 +244,13 @@ func (c *tcpConn) write(items []outItem, bufs net.Buffers) error {
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.TCPWriteTimeout)); err != nil {
 		return fmt.Errorf("set write deadline: %w", err)
 	}
+	mono := observe.Monotonic()
 	_, err := bufs.WriteTo(c.nc) // consumes bufs, not full
 	clear(full)
 	if err != nil {
 		return fmt.Errorf("tcp write to %s: %w", c.remote, err)
 	}
 	c.lastActive.Store(time.Now().UnixNano())
-	mono := observe.Monotonic()
 	pc := &c.t.counters.tcp
 	for _, it := range items {
 		if !it.keepalive {

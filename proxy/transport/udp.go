@@ -234,11 +234,12 @@ func (t *Transport) sendUDP(out Outbound) error {
 	}
 	n := len(g.conns)
 	conn := g.conns[((out.Socket%n)+n)%n]
+	mono := observe.Monotonic()
 	if _, _, err := conn.WriteMsgUDPAddrPort(out.Data, nil, to); err != nil {
 		pc.sendErrors.Add(1)
 		return fmt.Errorf("udp send %s -> %s: %w", g.addr, to, err)
 	}
-	t.obs.Packet(&observe.Packet{Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: observe.Monotonic()})
+	t.obs.Packet(&observe.Packet{Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: mono})
 	pc.sent.Add(1)
 	pc.sentBytes.Add(uint64(len(out.Data)))
 	return nil

@@ -1,0 +1,2 @@
+/* Arch shim, see asm/types.h. */
+#include <asm-generic/bitsperlong.h>

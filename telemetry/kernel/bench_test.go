@@ -1,0 +1,79 @@
+package kernel
+
+import (
+	"testing"
+
+	"sipvigil/proxy/observe"
+)
+
+// BenchmarkMatchUDP is one proxy packet plus its kernel event (packet
+// first, as in production), ending in a match.
+func BenchmarkMatchUDP(b *testing.B) {
+	m, _ := newTestMatcher(b, Config{})
+	m.out = func(Match) {}
+	msg := invite("bench")
+	p := pkt(observe.In, observe.ProtoUDP, proxyAP, peerAP, base, msg)
+	ev := kev(Ingress, observe.ProtoUDP, peerAP, proxyAP, base, msg)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		mono := base + int64(i)*1000
+		p.Mono, ev.Mono = mono+500, mono
+		m.AddPacket(p)
+		m.AddKernel(ev)
+	}
+	if st := m.Stats(); st.Matched != uint64(b.N) && b.N > 0 {
+		b.Fatalf("matched %d of %d", st.Matched, b.N)
+	}
+}
+
+// BenchmarkMatchUDPKernelFirst is the other arrival order.
+func BenchmarkMatchUDPKernelFirst(b *testing.B) {
+	m, _ := newTestMatcher(b, Config{})
+	m.out = func(Match) {}
+	msg := invite("bench")
+	p := pkt(observe.Out, observe.ProtoUDP, proxyAP, peerAP, base, msg)
+	ev := kev(Egress, observe.ProtoUDP, proxyAP, peerAP, base, msg)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		mono := base + int64(i)*1000
+		p.Mono, ev.Mono = mono+500, mono
+		m.AddKernel(ev)
+		m.AddPacket(p)
+	}
+}
+
+// BenchmarkMatchTCP is one TCP segment holding one message, plus the packet.
+func BenchmarkMatchTCP(b *testing.B) {
+	m, _ := newTestMatcher(b, Config{})
+	m.out = func(Match) {}
+	msg := invite("bench")
+	p := tcpPkt(observe.In, base, msg)
+	ev := tcpSeg(Ingress, peerAP, proxyAP, base, 1, msg)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		mono := base + int64(i)*1000
+		p.Mono, ev.Mono = mono+500, mono
+		ev.TCPSeq += uint32(len(msg))
+		m.AddPacket(p)
+		m.AddKernel(ev)
+	}
+}
+
+// BenchmarkMatchUDPParallel measures contention on the one mutex.
+func BenchmarkMatchUDPParallel(b *testing.B) {
+	m, _ := newTestMatcher(b, Config{})
+	m.out = func(Match) {}
+	msg := invite("bench")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		p := pkt(observe.In, observe.ProtoUDP, proxyAP, peerAP, base, msg)
+		ev := kev(Ingress, observe.ProtoUDP, peerAP, proxyAP, base, msg)
+		mono := base
+		for pb.Next() {
+			mono += 1000
+			p.Mono, ev.Mono = mono+500, mono
+			m.AddPacket(p)
+			m.AddKernel(ev)
+		}
+	})
+}

@@ -1,0 +1,191 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sort"
+	"time"
+
+	"sipvigil/bpf"
+	"sipvigil/proxy/observe"
+)
+
+// SourceConfig says what to capture and how to join it.
+type SourceConfig struct {
+	Interfaces  []string // empty: the interfaces owning Listen addresses
+	Listen      []netip.AddrPort
+	Snaplen     int
+	ForceLegacy bool
+	RingBytes   int
+	TTL         time.Duration
+	Logger      *slog.Logger
+}
+
+// Source runs the kernel capture: it reads bpf ring-buffer records, turns
+// them into KernelEvents and feeds the Matcher, which the proxy's transport
+// feeds from the other side (Matcher implements observe.Observer).
+type Source struct {
+	capture *bpf.Capture
+	matcher *Matcher
+	clock   *Clock
+	ifaces  []string
+	log     *slog.Logger
+}
+
+// OpenSource loads and attaches the capture programs. A returned error
+// wrapping bpf.ErrPermission or bpf.ErrUnsupported means "run without
+// kernel timestamps"; the caller decides whether that is fatal.
+func OpenSource(cfg SourceConfig, out func(Match)) (*Source, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ifaces := cfg.Interfaces
+	if len(ifaces) == 0 {
+		var err error
+		if ifaces, err = interfacesFor(cfg.Listen); err != nil {
+			return nil, fmt.Errorf("ebpf interfaces: %w", err)
+		}
+	}
+	ports := listenPorts(cfg.Listen)
+	c, err := bpf.Open(bpf.Config{
+		Interfaces:  ifaces,
+		Ports:       ports,
+		Snaplen:     cfg.Snaplen,
+		ForceLegacy: cfg.ForceLegacy,
+		RingBytes:   cfg.RingBytes,
+		Logger:      log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	clock := NewClock()
+	m := NewMatcher(Config{TTL: cfg.TTL, LocalPorts: ports}, clock, out)
+	return &Source{capture: c, matcher: m, clock: clock, ifaces: ifaces, log: log}, nil
+}
+
+// Matcher is the proxy-side entry point (an observe.Observer).
+func (s *Source) Matcher() *Matcher { return s.matcher }
+
+// Clock converts kernel monotonic times to wall time.
+func (s *Source) Clock() *Clock { return s.clock }
+
+// Mode is "tcx" or "legacy".
+func (s *Source) Mode() string { return s.capture.Mode() }
+
+// Interfaces are the interfaces the programs are attached to.
+func (s *Source) Interfaces() []string { return s.ifaces }
+
+// Run reads events until ctx is done, then detaches the programs. It also
+// re-measures the clock offset and expires unmatched entries.
+func (s *Source) Run(ctx context.Context) error {
+	go s.clock.Run(ctx, 10*time.Second)
+	go func() {
+		tick := time.NewTicker(s.matcher.TTL() / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				s.matcher.Expire(observe.Monotonic())
+			}
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		if err := s.capture.Close(); err != nil {
+			s.log.Warn("ebpf detach failed", "err", err)
+		}
+	}()
+	var rec bpf.Event
+	var ev KernelEvent
+	for {
+		if err := s.capture.Read(&rec); err != nil {
+			if errors.Is(err, bpf.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("ebpf ring buffer: %w", err)
+		}
+		toKernelEvent(&rec, &ev)
+		s.matcher.AddKernel(&ev)
+	}
+}
+
+// Counters are the programs' own per-CPU counters.
+func (s *Source) Counters() (bpf.Counters, error) { return s.capture.Counters() }
+
+// toKernelEvent converts a ring-buffer record without allocating.
+func toKernelEvent(r *bpf.Event, ev *KernelEvent) {
+	ev.Mono = int64(r.TsNs)
+	ev.Ifindex = r.Ifindex
+	ev.Hook = Ingress
+	if r.Direction == bpf.DirEgress {
+		ev.Hook = Egress
+	}
+	ev.Proto = r.L4Proto
+	ev.Src = r.Src()
+	ev.Dst = r.Dst()
+	ev.PacketLen = int(r.PktLen)
+	ev.PayloadLen = int(r.PayloadLen)
+	ev.TCPSeq = r.TcpSeq
+	ev.Payload = r.Payload()
+}
+
+// listenPorts returns the distinct listen ports.
+func listenPorts(listen []netip.AddrPort) []uint16 {
+	seen := map[uint16]bool{}
+	var ports []uint16
+	for _, l := range listen {
+		if !seen[l.Port()] {
+			seen[l.Port()] = true
+			ports = append(ports, l.Port())
+		}
+	}
+	sort.Slice(ports, func(i, j int) bool { return ports[i] < ports[j] })
+	return ports
+}
+
+// interfacesFor returns the interfaces that own the listen addresses; a
+// wildcard listen address means every interface that is up.
+func interfacesFor(listen []netip.AddrPort) ([]string, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	want := map[string]bool{}
+	for _, l := range listen {
+		a := l.Addr().Unmap()
+		for _, ifc := range ifs {
+			if ifc.Flags&net.FlagUp == 0 {
+				continue
+			}
+			if a.IsUnspecified() {
+				want[ifc.Name] = true
+				continue
+			}
+			addrs, err := ifc.Addrs()
+			if err != nil {
+				continue
+			}
+			for _, ad := range addrs {
+				if pfx, err := netip.ParsePrefix(ad.String()); err == nil && pfx.Addr().Unmap() == a {
+					want[ifc.Name] = true
+				}
+			}
+		}
+	}
+	if len(want) == 0 {
+		return nil, errors.New("no interface owns the listen addresses")
+	}
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names, nil
+}

@@ -216,6 +216,9 @@ func (w *Worker) Run(ctx context.Context) {
 			// Drain what is already queued before looking at timers again:
 			// one wake-up, many messages, same order.
 			for n := 0; n < 64; n++ {
+				// Due tickets first: a release waiting behind a burst of
+				// messages would be released late.
+				w.drainResumes()
 				select {
 				case in = <-w.inbox:
 					w.handle(in, time.Now())
@@ -237,6 +240,18 @@ func (w *Worker) Run(ctx context.Context) {
 			w.flushUnparks(time.Now())
 		}
 		w.checkDrained(time.Now())
+	}
+}
+
+// drainResumes handles every resumption already queued, without blocking.
+func (w *Worker) drainResumes() {
+	for {
+		select {
+		case r := <-w.resume:
+			w.handleResume(r, time.Now())
+		default:
+			return
+		}
 	}
 }
 

@@ -69,5 +69,10 @@ bench-reorder: build
 bench-suspend: build
 	./bench/suspend.sh
 
+# Capacity with eBPF off and on in the same run (ratio >= 0.95, 0 ring
+# drops) and the programs' CPU cost per packet; needs root.
+bench-ebpf: build
+	./bench/ebpf.sh
+
 clean:
 	rm -rf bin

@@ -30,6 +30,10 @@ SLACK=1
 REINVITE_QUEUE=off   # on: sipvigil gets the default reinvite delay queue + suspend rule
 EBPF=off             # sipvigil ebpf.mode for the trials: off (default, no kernel capture) or on
 REINVITE_QUEUE_SET=0
+EBPF_SET=0           # --ebpf given: RESULT line and results file name say ebpf=on|off
+FIXED_RATE=0         # --rate R: one trial at R, no search
+BPF_PROG_STATS=0     # --bpf-prog-stats: per-program run_cnt/run_time_ns deltas over the UAC run
+FAIL_ON_RING_DROPS=0 # --fail-on-ring-drops: an eBPF ring-buffer drop fails the trial
 QUEUE_DELAY_MS=0     # per-call time the queue adds (10 with --reinvite-queue on)
 
 usage() {
@@ -45,7 +49,13 @@ usage: bench/capacity.sh [options]
   --scenario basic|b2b|reinvite
                               SIPp scenario pair (default: $SCENARIO); reinvite = basic call
                               plus one re-INVITE (sipp/uac_reinvite.xml, uas_reinvite.xml)
-  --ebpf on|off               sipvigil only: ebpf.mode for the trials (default: off; on needs root)
+  --ebpf on|off               sipvigil only: ebpf.mode for the trials (default: off; on needs root).
+                              on: each trial reports the proxy's shutdown "ebpf stats" (ring_drops,
+                              matched, unmatched_kernel, unmatched_packet, ...) and marks drops/unmatched
+  --fail-on-ring-drops        with --ebpf on: a trial with ring_drops > 0 (or no ebpf stats) fails
+  --bpf-prog-stats            with --ebpf on: report run_cnt/run_time_ns of the proxy's BPF programs
+                              (bpftool) over each UAC run; needs kernel.bpf_stats_enabled=1 (bench/ebpf.sh)
+  --rate RATE                 one trial at RATE cps, no search (overrides --start/--max)
   --reinvite-queue on|off     sipvigil only: on = add the default reinvite-delay recipe (queue
                               "reinvite", delay 10ms, consumers 1, capacity 10000, max_wait 5s,
                               suspend rule INVITE in_dialog) to the config; off = no queues
@@ -83,13 +93,18 @@ while (($#)); do
 	--slack) SLACK=${2:?}; shift 2 ;;
 	--max-trials) MAX_TRIALS=${2:?}; shift 2 ;;
 	--reinvite-queue) REINVITE_QUEUE=${2:?}; REINVITE_QUEUE_SET=1; shift 2 ;;
-	--ebpf) EBPF=${2:?}; shift 2 ;;
+	--ebpf) EBPF=${2:?}; EBPF_SET=1; shift 2 ;;
+	--fail-on-ring-drops) FAIL_ON_RING_DROPS=1; shift ;;
+	--bpf-prog-stats) BPF_PROG_STATS=1; shift ;;
+	--rate) FIXED_RATE=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
 	esac
 done
 
+[[ $FIXED_RATE =~ ^[0-9]+$ ]] || die "--rate must be a non-negative integer, got '$FIXED_RATE'"
+if ((FIXED_RATE > 0)); then START_RATE=$FIXED_RATE MAX_RATE=$FIXED_RATE; fi
 for v in DURATION START_RATE MAX_RATE RESOLUTION CHILDREN HOLD_MS RING_MS KAM_SHM_MB MAX_TRIALS; do
 	[[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a non-negative integer, got '${!v}'"
 done
@@ -126,10 +141,18 @@ if [[ $PROXY == sipvigil ]]; then
 		SIPVIGIL_LOG_LEVEL=info
 		PROXY_STOP_WAIT=15
 	fi
+else
+	EBPF_SET=0
+	[[ $EBPF == off ]] || die "--ebpf on only applies to sipvigil"
 fi
+if ((BPF_PROG_STATS || FAIL_ON_RING_DROPS)) && [[ $EBPF != on ]]; then
+	die "--bpf-prog-stats and --fail-on-ring-drops need --ebpf on"
+fi
+((BPF_PROG_STATS)) && need_cmd bpftool
 
 proxy_check_tools
 [[ $REINVITE_QUEUE == on ]] && sipvigil_require_queues
+[[ $EBPF == on ]] && sipvigil_require_ebpf
 scenario_files "$SCENARIO"
 bench_init
 
@@ -137,7 +160,9 @@ RQ_LABEL=""
 if [[ $SCENARIO == reinvite || $REINVITE_QUEUE_SET == 1 ]] && [[ $PROXY == sipvigil ]]; then
 	RQ_LABEL=$REINVITE_QUEUE
 fi
-RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO${RQ_LABEL:+-queue-$RQ_LABEL}-$(date +%Y%m%d-%H%M%S).txt"
+EBPF_LABEL=""
+((EBPF_SET)) && EBPF_LABEL=$EBPF
+RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO${RQ_LABEL:+-queue-$RQ_LABEL}${EBPF_LABEL:+-ebpf-$EBPF_LABEL}$( ((FIXED_RATE)) && echo "-r$FIXED_RATE")-$(date +%Y%m%d-%H%M%S).txt"
 : >"$RESULT_FILE"
 
 CHILDREN_LABEL=$CHILDREN
@@ -146,6 +171,10 @@ CHILDREN_LABEL=$CHILDREN
 env_header
 out "# capacity: scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s start=$START_RATE max=$MAX_RATE resolution=$RESOLUTION hold=${HOLD_MS}ms ring=${RING_MS}ms"
 out "# pass = UAC rc 0, failed=0, ok=rate*duration, elapsed <= duration*$STRETCH+${SLACK}s(+ring+hold$( ((QUEUE_DELAY_MS)) && echo "+queue delay ${QUEUE_DELAY_MS}ms"))$( ((FAIL_ON_RETRANS)) && echo ', no retransmissions')"
+if [[ -n $EBPF_LABEL ]]; then
+	out "# ebpf: $EBPF$([[ $EBPF == on ]] && echo " (TC capture on lo; trial lines add the proxy's shutdown ebpf stats; note=ebpf-ring-drops/ebpf-unmatched/ebpf-no-stats mark a trial$( ((FAIL_ON_RING_DROPS)) && echo ', ring drops fail it'))")"
+fi
+((FIXED_RATE)) && out "# fixed rate: one trial at $FIXED_RATE cps, no search"
 if [[ -n $RQ_LABEL ]]; then
 	out "# reinvite queue: $REINVITE_QUEUE$([[ $REINVITE_QUEUE == on ]] && echo " (queue reinvite: delay 10ms consumers 1 capacity 10000 max_wait 5s; rule reinvite-delay: INVITE in_dialog; every call's re-INVITE must be enqueued)")"
 fi
@@ -162,6 +191,8 @@ TRIALS=0
 BEST_RATE=0
 BEST_CPU1K=""
 BEST_LINE=""
+BEST_EBPF=""      # "ring_drops=N ..." of the best passing trial (--ebpf on)
+FOREIGN_BPF=0     # some trial ran while another process's sipcap programs were loaded
 SIPP_SATURATED=0
 TRIAL_SUMMARY=()
 
@@ -187,11 +218,22 @@ run_trial() {
 	[[ $PROXY == direct ]] && target=$UAS_PORT
 
 	local psi0 psi1 u0 u1
+	local -a bpf_ids=() bpf0=() bpf1=()
+	if ((BPF_PROG_STATS)); then
+		mapfile -t bpf_ids < <(proxy_bpf_prog_ids)
+		((${#bpf_ids[@]})) && mapfile -t bpf0 < <(bpf_prog_snapshot "${bpf_ids[@]}")
+	fi
+	# other sipcap programs on the host (e.g. concurrent e2e tests) run on our
+	# packets too: checked before and after the run when --ebpf was given
+	local foreign0="" foreign1=""
+	((EBPF_SET && EUID == 0)) && foreign0=$(foreign_sipcap_progs)
 	psi0=$(psi_cpu_us)
 	u0=$(udp_errors)
 	run_uac "$dir" "$rate" "$calls" "$tmo" "$hard" "$target"
 	psi1=$(psi_cpu_us)
 	u1=$(udp_errors)
+	((${#bpf_ids[@]})) && mapfile -t bpf1 < <(bpf_prog_snapshot "${bpf_ids[@]}")
+	((EBPF_SET && EUID == 0)) && foreign1=$(foreign_sipcap_progs)
 	# let the UAS write one more stats line (-fd 1) and in-flight retransmissions
 	# settle, then stop everything; this also spaces the trials out
 	sleep 1
@@ -255,10 +297,66 @@ run_trial() {
 		fi
 	fi
 
+	# eBPF on: the proxy's shutdown counters (whole proxy lifetime: probe,
+	# load, drain). Drops or unmatched messages mark the trial.
+	local eline="" enotes=()
+	if [[ $EBPF == on ]]; then
+		local -a es
+		mapfile -t es < <(ebpf_stats "$dir/proxy.log")
+		if ((${#es[@]} == 0)); then
+			eline="ebpf=no-stats"
+			enotes+=("ebpf-no-stats")
+			((FAIL_ON_RING_DROPS)) && why+=("ebpf=no-stats")
+		else
+			local k v
+			for k in ring_drops matched unmatched_kernel unmatched_packet packets bpf_seen bpf_captured; do
+				v=$(printf '%s\n' "${es[@]}" | kv_get "$k")
+				eline+="${eline:+ }$k=${v:-?}"
+				case $k in
+				ring_drops)
+					if [[ ${v:-?} != 0 ]]; then
+						enotes+=("ebpf-ring-drops")
+						((FAIL_ON_RING_DROPS)) && why+=("ring_drops=${v:-?}")
+					fi
+					;;
+				unmatched_kernel | unmatched_packet) [[ ${v:-?} == 0 ]] || enotes+=("ebpf-unmatched") ;;
+				esac
+			done
+		fi
+	fi
+	# --bpf-prog-stats: per-program deltas over the UAC run
+	local bline=""
+	if ((BPF_PROG_STATS)); then
+		if ((${#bpf_ids[@]} == 0)); then
+			bline="bpf_progs=none"
+		else
+			local bpf_tot_cnt bpf_tot_ns
+			read -r bpf_tot_cnt bpf_tot_ns < <(
+				{ printf 'A %s\n' "${bpf0[@]}"; printf 'B %s\n' "${bpf1[@]}"; } | awk '
+					$1 == "A" { c0[$2] = $4; n0[$2] = $5; next }
+					$1 == "B" { tc += $4 - c0[$2]; tn += $5 - n0[$2] }
+					END { printf "%d %d\n", tc, tn }')
+			local bpf_s
+			bpf_s=$(awk -v n="$bpf_tot_ns" 'BEGIN { printf "%.3f", n / 1e9 }')
+			if ((bpf_tot_cnt == 0)); then
+				bline="bpf_stats=disabled(kernel.bpf_stats_enabled=$(cat /proc/sys/kernel/bpf_stats_enabled 2>/dev/null || echo '?'))"
+			else
+				bline="bpf_runs=$bpf_tot_cnt bpf_cpu=${bpf_s}s"
+				bline+=" bpf_ns_per_run=$(fcalc "$bpf_tot_ns / $bpf_tot_cnt")"
+				((ok > 0)) && bline+=" bpf_runs_per_call=$(fcalc "$bpf_tot_cnt / $ok") bpf_ns_per_call=$(fcalc "$bpf_tot_ns / $ok")"
+				((PROXY_TICKS > 0)) && bline+=" bpf_cpu/proxy_cpu=$(fcalc "$bpf_tot_ns / 1e9 / ($PROXY_TICKS / $CLK_TCK)")"
+			fi
+		fi
+	fi
+
 	local verdict=PASS
 	if ((${#why[@]})); then verdict=FAIL; else TRIAL_PASS=1; fi
 
-	local notes=()
+	local notes=("${enotes[@]}")
+	if [[ ${foreign0:-0} != 0 || ${foreign1:-0} != 0 ]]; then
+		notes+=("foreign-sipcap-progs(before=${foreign0:-?},after=${foreign1:-?})")
+		FOREIGN_BPF=1
+	fi
 	if awk -v u="$uac_cores" -v s="$uas_cores" 'BEGIN { exit !(u >= 0.85 || s >= 0.85) }'; then
 		notes+=("SIPp-near-100%-of-a-core")
 		SIPP_SATURATED=1
@@ -275,15 +373,33 @@ run_trial() {
 		"$proxy_s" "$proxy_cores" "$cpu1k" "$uac_cores" "$uas_cores" "$psi" "$udp_drops" "$uas_failed" "${dead:-?}" "${ooc:-?}")
 	[[ -n $reinv_rtt ]] && line+=" reinvite_rtt_avg=$reinv_rtt"
 	[[ -n $qline ]] && line+=" $qline"
+	[[ -n $eline ]] && line+=" $eline"
+	[[ -n $bline ]] && line+=" $bline"
 	((${#why[@]})) && line+=" why=$(IFS=,; echo "${why[*]}") reasons=$reasons"
 	((${#notes[@]})) && line+=" note=$(IFS=,; echo "${notes[*]}")"
 	out "$line"
+	if ((BPF_PROG_STATS)) && ((${#bpf1[@]})); then
+		local b
+		for b in "${bpf1[@]}"; do
+			printf '%s\n' "$b"
+		done | while read -r id name cnt ns; do
+			local c0=0 n0=0 a
+			for a in "${bpf0[@]}"; do
+				read -r aid _ ac an <<<"$a"
+				[[ $aid == "$id" ]] && c0=$ac n0=$an
+			done
+			local dc=$((cnt - c0)) dn=$((ns - n0)) per=na
+			((dc > 0)) && per=$(fcalc "$dn / $dc")
+			out "BPFPROG trial=$TRIALS rate=$rate id=$id name=$name run_cnt=$dc run_time_ns=$dn ns_per_run=$per"
+		done
+	fi
 	TRIAL_SUMMARY+=("$rate:$verdict")
 
 	if ((TRIAL_PASS)) && ((rate > BEST_RATE)); then
 		BEST_RATE=$rate
 		BEST_CPU1K=$cpu1k
 		BEST_LINE=$line
+		BEST_EBPF=$eline
 	fi
 }
 
@@ -293,6 +409,7 @@ rate=$START_RATE
 capped=0
 while ((TRIALS < MAX_TRIALS)); do
 	run_trial "$rate"
+	((FIXED_RATE)) && break
 	if ((TRIAL_PASS)); then
 		lo=$rate
 		if ((rate >= MAX_RATE)); then capped=1; break; fi
@@ -314,15 +431,32 @@ out ""
 trials_str=$(IFS=,; echo "${TRIAL_SUMMARY[*]}")
 result="RESULT proxy=$PROXY children=$CHILDREN_LABEL scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s max_rate=$BEST_RATE cps"
 [[ -n $RQ_LABEL ]] && result+=" reinvite_queue=$RQ_LABEL"
+[[ -n $EBPF_LABEL ]] && result+=" ebpf=$EBPF_LABEL"
+if [[ $EBPF == on ]]; then
+	# the eBPF counters of the best passing trial (the capacity's own)
+	if [[ $BEST_EBPF == ring_drops=* ]]; then
+		result+=" ${BEST_EBPF%% *}"
+	elif [[ -n $BEST_EBPF ]]; then
+		result+=" ring_drops=na(${BEST_EBPF})"
+	else
+		result+=" ring_drops=na"
+	fi
+fi
 if [[ $PROXY != direct ]]; then result+=" cpu_per_1000_calls=${BEST_CPU1K:-na} s"; fi
 result+=" trials=$TRIALS [$trials_str]"
 ((capped)) && result+=" capped_by_max=$MAX_RATE"
 [[ -n $hi ]] && result+=" lowest_fail=$hi"
 out "$result"
 [[ -n $BEST_LINE ]] && out "BEST ${BEST_LINE#TRIAL }"
+if [[ $EBPF == on && -n $BEST_EBPF ]]; then
+	out "EBPF best_rate=$BEST_RATE $BEST_EBPF"
+fi
 if ((SIPP_SATURATED)); then
 	out "NOTE: SIPp looked saturated in at least one trial (a SIPp process near 100% of a core or its watchdog fired)."
 	out "NOTE: the limit may be SIPp, not the proxy: compare with bench/capacity.sh --direct."
+fi
+if ((FOREIGN_BPF)); then
+	out "NOTE: another process's sipcap BPF programs were loaded during some trials (note=foreign-sipcap-progs): they ran on this run's lo packets too."
 fi
 if [[ $PROXY == direct ]]; then
 	out "NOTE: --direct has no proxy; max_rate is the SIPp UAC+UAS ceiling on this host."

@@ -456,3 +456,73 @@ env_header() {
 		out "# WARNING: load average $load before starting: other work is running, numbers will be noisy"
 	fi
 }
+
+# ---------------------------------------------------------------- eBPF (sipvigil ebpf.mode on)
+
+# sipvigil_require_ebpf: die unless SIPVIGIL_BIN knows the ebpf config section.
+sipvigil_require_ebpf() {
+	"$SIPVIGIL_BIN" default-config 2>/dev/null | grep -q '^ebpf:' ||
+		die "$SIPVIGIL_BIN has no eBPF capture (built before it?): rebuild it with 'make build' or set SIPVIGIL_BIN"
+}
+
+# ebpf_stats LOG: the key=value fields of the last "ebpf stats" line sipvigil
+# logged at shutdown (log level info), one per line ("matched=42",
+# "ring_drops=0", ...); nothing when there is none (proxy killed, or the
+# capture was not attached).
+ebpf_stats() {
+	local logf=$1
+	[[ -r $logf ]] || return 0
+	awk '
+		/msg="ebpf stats"/ { line = $0 }
+		END {
+			if (line == "") exit
+			n = split(line, f, " ")
+			for (i = 1; i <= n; i++) if (f[i] ~ /^[a-z_0-9]+=/ && f[i] !~ /^(time|level|msg)=/) print f[i]
+		}' "$logf"
+}
+
+# proxy_bpf_prog_ids: ids of the BPF programs the proxy holds open (its
+# program and link fds say "prog_id:" in /proc/PID/fdinfo; bpftool here has
+# no pid column). Needs root to read another process's fdinfo; sorted, unique.
+proxy_bpf_prog_ids() {
+	[[ -n $PROXY_PID && -d /proc/$PROXY_PID/fdinfo ]] || return 0
+	local -a pids
+	mapfile -t pids < <(pid_tree "$PROXY_PID")
+	local p
+	for p in "${pids[@]}"; do
+		awk '$1 == "prog_id:" && $2 > 0 { print $2 }' "/proc/$p/fdinfo/"* 2>/dev/null || true
+	done | sort -nu
+}
+
+# bpf_prog_snapshot ID...: one line per program, "ID NAME RUN_CNT RUN_TIME_NS",
+# from `bpftool -j prog show id ID`. run_cnt/run_time_ns only move while
+# kernel.bpf_stats_enabled=1 and bpftool omits them at 0: printed as 0 then.
+bpf_prog_snapshot() {
+	local id j name cnt ns
+	for id in "$@"; do
+		j=$(bpftool -j prog show id "$id" 2>/dev/null) || continue
+		# (sed, not grep: a missing key must not fail under pipefail)
+		name=$(sed -n 's/.*"name":"\([^"]*\)".*/\1/p' <<<"$j")
+		cnt=$(sed -n 's/.*"run_cnt":\([0-9]*\).*/\1/p' <<<"$j")
+		ns=$(sed -n 's/.*"run_time_ns":\([0-9]*\).*/\1/p' <<<"$j")
+		printf '%s %s %s %s\n' "$id" "${name:-?}" "${cnt:-0}" "${ns:-0}"
+	done
+}
+
+# foreign_sipcap_progs: how many sipcap_* BPF programs are loaded that the
+# proxy under test does not hold (another sipvigil on this host, e.g. e2e
+# tests with eBPF): they run on every lo packet too, so an "ebpf off" trial
+# is then not BPF-free. Prints nothing when bpftool is missing or fails.
+foreign_sipcap_progs() {
+	command -v bpftool >/dev/null 2>&1 || return 0
+	local j
+	j=$(bpftool -j prog show 2>/dev/null) || return 0
+	local -a ours
+	mapfile -t ours < <(proxy_bpf_prog_ids)
+	{
+		printf 'OURS %s\n' "${ours[@]}"
+		# bpftool -j prints "id", "type", "name" first in every program object
+		{ grep -o '"id":[0-9]*,"type":"[^"]*","name":"sipcap_[a-z_]*"' <<<"$j" || true; } |
+			sed 's/^"id":\([0-9]*\),.*"name":"\([^"]*\)"$/PROG \1 \2/'
+	} | awk '$1 == "OURS" { o[$2] = 1; next } $1 == "PROG" && !($2 in o) { n++ } END { print n + 0 }'
+}

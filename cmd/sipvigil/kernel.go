@@ -38,7 +38,7 @@ func (k *kernelTelemetry) Enabled() bool { return k.src != nil }
 // openKernel loads the capture programs unless configured off. In mode
 // auto a kernel or privilege problem is one warning and the proxy runs on
 // user-space timestamps; in mode on it is fatal.
-func openKernel(cfg *config.Config, listen []netip.AddrPort, dumpPath string, log *slog.Logger) (*kernelTelemetry, error) {
+func openKernel(cfg *config.Config, listen []netip.AddrPort, hopPorts []uint16, dumpPath string, log *slog.Logger) (*kernelTelemetry, error) {
 	k := &kernelTelemetry{}
 	if cfg.EBPF.Mode == config.EBPFOff {
 		log.Info("eBPF disabled by config (ebpf.mode: off)")
@@ -58,6 +58,7 @@ func openKernel(cfg *config.Config, listen []netip.AddrPort, dumpPath string, lo
 	src, err := kernel.OpenSource(kernel.SourceConfig{
 		Interfaces:  cfg.EBPF.Interfaces,
 		Listen:      listen,
+		ExtraPorts:  hopPorts,
 		Snaplen:     cfg.EBPF.Snaplen,
 		ForceLegacy: cfg.EBPF.LegacyTC,
 		RingBytes:   cfg.EBPF.RingBuffer,
@@ -113,11 +114,16 @@ func (k *kernelTelemetry) logStats(log *slog.Logger) {
 	}
 	if c, err := k.src.Counters(); err == nil {
 		attrs = append(attrs, "bpf_seen", c.Seen, "bpf_captured", c.Captured, "ring_drops", c.RingDrops)
+	} else {
+		attrs = append(attrs, "bpf_counters_err", err)
 	}
 	if k.dump != nil {
 		attrs = append(attrs, "dump_dropped", k.dump.dropped.Load())
 	}
 	log.Info("ebpf stats", attrs...)
+	if err := k.src.Close(); err != nil {
+		log.Warn("ebpf detach failed", "err", err)
+	}
 }
 
 // matchDump writes matched messages as JSON lines (serve --kernel-dump):

@@ -126,7 +126,11 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 	for _, l := range cfg.Listen {
 		listenAddrs = append(listenAddrs, l.Address)
 	}
-	kt, err := openKernel(cfg, listenAddrs, kernelDump, log)
+	var hopPorts []uint16
+	for _, h := range router.Hops() {
+		hopPorts = append(hopPorts, uint16(h.Port))
+	}
+	kt, err := openKernel(cfg, listenAddrs, hopPorts, kernelDump, log)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"time"
 
@@ -16,8 +17,12 @@ import (
 
 // SourceConfig says what to capture and how to join it.
 type SourceConfig struct {
-	Interfaces  []string // empty: the interfaces owning Listen addresses
-	Listen      []netip.AddrPort
+	Interfaces []string // empty: the interfaces owning Listen addresses
+	Listen     []netip.AddrPort
+	// ExtraPorts are captured too but are not the proxy's own: the ports
+	// of configured next hops, so that TCP connections the proxy opens
+	// from an ephemeral port to a hop are timestamped as well.
+	ExtraPorts  []uint16
 	Snaplen     int
 	ForceLegacy bool
 	RingBytes   int
@@ -54,7 +59,7 @@ func OpenSource(cfg SourceConfig, out func(Match)) (*Source, error) {
 	ports := listenPorts(cfg.Listen)
 	c, err := bpf.Open(bpf.Config{
 		Interfaces:  ifaces,
-		Ports:       ports,
+		Ports:       append(append([]uint16(nil), ports...), cfg.ExtraPorts...),
 		Snaplen:     cfg.Snaplen,
 		ForceLegacy: cfg.ForceLegacy,
 		RingBytes:   cfg.RingBytes,
@@ -80,8 +85,9 @@ func (s *Source) Mode() string { return s.capture.Mode() }
 // Interfaces are the interfaces the programs are attached to.
 func (s *Source) Interfaces() []string { return s.ifaces }
 
-// Run reads events until ctx is done, then detaches the programs. It also
-// re-measures the clock offset and expires unmatched entries.
+// Run reads events until ctx is done. It also re-measures the clock offset
+// and expires unmatched entries. The programs stay attached until Close, so
+// their counters can still be read after Run returns.
 func (s *Source) Run(ctx context.Context) error {
 	go s.clock.Run(ctx, 10*time.Second)
 	go func() {
@@ -96,18 +102,25 @@ func (s *Source) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	go func() {
-		<-ctx.Done()
-		if err := s.capture.Close(); err != nil {
-			s.log.Warn("ebpf detach failed", "err", err)
-		}
-	}()
+	// The ring reader cannot be interrupted from another goroutine without
+	// closing it, and it must stay open for the counters to be read at
+	// shutdown; so reads carry a rolling deadline and ctx is checked
+	// whenever the ring has been idle that long.
+	const idleCheck = 200 * time.Millisecond
+	s.capture.SetReadDeadline(time.Now().Add(idleCheck))
 	var rec bpf.Event
 	var ev KernelEvent
 	for {
 		if err := s.capture.Read(&rec); err != nil {
-			if errors.Is(err, bpf.ErrClosed) {
+			switch {
+			case errors.Is(err, bpf.ErrClosed):
 				return nil
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.capture.SetReadDeadline(time.Now().Add(idleCheck))
+				continue
 			}
 			return fmt.Errorf("ebpf ring buffer: %w", err)
 		}
@@ -115,6 +128,10 @@ func (s *Source) Run(ctx context.Context) error {
 		s.matcher.AddKernel(&ev)
 	}
 }
+
+// Close detaches the programs (legacy filters would otherwise outlive the
+// process) and frees the ring buffer.
+func (s *Source) Close() error { return s.capture.Close() }
 
 // Counters are the programs' own per-CPU counters.
 func (s *Source) Counters() (bpf.Counters, error) { return s.capture.Counters() }

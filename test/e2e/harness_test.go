@@ -262,15 +262,36 @@ func startProxy(t *testing.T, cfg proxyConfig) *proxy {
 // bound for UDP and TCP. cfgText is only used for the failure report.
 func launchProxy(t *testing.T, addr, cfgText string, args ...string) *proxy {
 	t.Helper()
+	return launchProxyWith(t, procOpts{}, addr, cfgText, args...)
+}
+
+// procOpts changes how launchProxyWith starts the proxy; the zero value is
+// what launchProxy does.
+type procOpts struct {
+	// Bin replaces proxyBin, e.g. a copy in a directory another user can
+	// traverse (TestMain's build directory is 0700).
+	Bin string
+	// Credential runs the proxy as another user (the eBPF degraded-mode
+	// test runs it as nobody, without CAP_BPF/CAP_NET_ADMIN).
+	Credential *syscall.Credential
+}
+
+// launchProxyWith is launchProxy with procOpts.
+func launchProxyWith(t *testing.T, o procOpts, addr, cfgText string, args ...string) *proxy {
+	t.Helper()
 	needProxy(t)
 	logPath := filepath.Join(t.TempDir(), "sipvigil.log")
 	logf, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(proxyBin, args...)
+	bin := proxyBin
+	if o.Bin != "" {
+		bin = o.Bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: o.Credential}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		t.Fatalf("start sipvigil: %v", err)

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# bench/ebpf.sh: what the eBPF capture costs sipvigil, in one run.
+#
+#   1. bench/capacity.sh --ebpf off   (capacity search, no BPF programs attached)
+#   2. bench/capacity.sh --ebpf on    (same parameters: TC capture on lo)
+#      -> both max rates, ratio on/off against --min-ratio (0.95), and the
+#         ring-buffer drops of the best passing eBPF-on trial (must be 0)
+#   3. one fixed-rate trial at the eBPF-on capacity with
+#      kernel.bpf_stats_enabled=1 (previous value restored on exit): run_cnt
+#      and run_time_ns of the proxy's programs (sipcap_ingress,
+#      sipcap_egress; bpftool -j prog show) over the UAC run, ns per run,
+#      and the BPF CPU seconds next to the proxy's CPU seconds.
+#
+# Exit 0 = PASS, 1 = FAIL (ratio or ring drops), 2 = could not measure.
+# Needs root (TC attach, sysctl, bpftool).  See bench/README.md.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+DURATION=10
+START_RATE=2000
+MAX_RATE=8000
+RESOLUTION=100
+MAX_TRIALS=25
+MIN_RATIO=0.95
+STATS_DURATION=""   # fixed-rate trial length (default: --duration)
+PROG_STATS=1
+EXTRA=()            # after --: passed to every capacity.sh call
+
+usage() {
+	cat <<EOF
+usage: bench/ebpf.sh [options] [-- capacity.sh options]
+  --duration S          seconds of load per trial (default: $DURATION)
+  --start RATE          first rate of the ramp, cps (default: $START_RATE)
+  --max RATE            never try above this rate, cps (default: $MAX_RATE)
+  --resolution CPS      bisection resolution (default: $RESOLUTION)
+  --max-trials N        per capacity search (default: $MAX_TRIALS)
+  --min-ratio F         pass when max_rate(on)/max_rate(off) >= F (default: $MIN_RATIO)
+  --stats-duration S    length of the fixed-rate bpf_stats trial (default: --duration)
+  --no-prog-stats       skip the fixed-rate bpf_stats trial
+  --keep                keep capacity.sh's temp dirs (proxy/SIPp logs)
+  -- ARGS               extra capacity.sh options for all three runs (e.g. --scenario reinvite)
+EOF
+}
+
+while (($#)); do
+	case $1 in
+	--duration) DURATION=${2:?}; shift 2 ;;
+	--start) START_RATE=${2:?}; shift 2 ;;
+	--max) MAX_RATE=${2:?}; shift 2 ;;
+	--resolution) RESOLUTION=${2:?}; shift 2 ;;
+	--max-trials) MAX_TRIALS=${2:?}; shift 2 ;;
+	--min-ratio) MIN_RATIO=${2:?}; shift 2 ;;
+	--stats-duration) STATS_DURATION=${2:?}; shift 2 ;;
+	--no-prog-stats) PROG_STATS=0; shift ;;
+	--keep) KEEP=1; shift ;;
+	--) shift; EXTRA=("$@"); break ;;
+	-h | --help) usage; exit 0 ;;
+	*) usage >&2; die "unknown option: $1" ;;
+	esac
+done
+STATS_DURATION=${STATS_DURATION:-$DURATION}
+for v in DURATION START_RATE MAX_RATE RESOLUTION MAX_TRIALS STATS_DURATION; do
+	if ! [[ ${!v} =~ ^[0-9]+$ ]] || ((${!v} == 0)); then die "$v must be a positive integer, got '${!v}'"; fi
+done
+[[ $MIN_RATIO =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--min-ratio must be a number"
+((EUID == 0)) || die "needs root: ebpf.mode on attaches TC programs, and the bpf_stats trial writes a sysctl"
+need_cmd bpftool sysctl tail
+ensure_sipvigil
+sipvigil_require_ebpf
+
+CAP=$BENCH_DIR/capacity.sh
+TMPD=$(mktemp -d "${TMPDIR:-/tmp}/sipvigil-ebpf.XXXXXX")
+CHILD_PID=""
+STATS_PREV=""   # kernel.bpf_stats_enabled before we set it (restored on exit)
+mkdir -p "$RESULTS_DIR"
+RESULT_FILE="$RESULTS_DIR/sipvigil-ebpf-$(date +%Y%m%d-%H%M%S).txt"
+: >"$RESULT_FILE"
+
+restore_bpf_stats() {
+	if [[ -n $STATS_PREV ]]; then
+		if sysctl -q -w "kernel.bpf_stats_enabled=$STATS_PREV" >/dev/null 2>&1; then
+			log "kernel.bpf_stats_enabled restored to $STATS_PREV"
+		else
+			log "WARNING: could not restore kernel.bpf_stats_enabled=$STATS_PREV"
+		fi
+		STATS_PREV=""
+	fi
+}
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	if [[ -n $CHILD_PID ]] && kill -0 "$CHILD_PID" 2>/dev/null; then
+		# capacity.sh's own trap stops its proxy and SIPp on TERM
+		kill -TERM "$CHILD_PID" 2>/dev/null || true
+		wait "$CHILD_PID" 2>/dev/null || true
+	fi
+	CHILD_PID=""
+	restore_bpf_stats
+	if ((rc != 0 && rc != 1)); then
+		printf '# ABORTED (exit %s): incomplete run\n' "$rc" >>"$RESULT_FILE"
+	fi
+	rm -rf -- "$TMPD"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM HUP
+
+# run_capacity NAME ARGS...: bench/capacity.sh ARGS, its report shown live
+# and kept in TMPD/NAME.out; sets CAP_RC
+run_capacity() {
+	local name=$1
+	shift
+	local outf="$TMPD/$name.out" keep=()
+	((KEEP)) && keep=(--keep)
+	: >"$outf"
+	log "== $name: capacity.sh $*"
+	"$CAP" "$@" "${keep[@]}" "${EXTRA[@]}" </dev/null >"$outf" &
+	CHILD_PID=$!
+	tail -n +1 -f --pid="$CHILD_PID" "$outf" &
+	local tail_pid=$!
+	CAP_RC=0
+	wait "$CHILD_PID" || CAP_RC=$?
+	CHILD_PID=""
+	wait "$tail_pid" 2>/dev/null || true
+	grep '^# results:' "$outf" | sed 's/^/# '"$name"' /' >>"$RESULT_FILE" || true
+}
+
+# field KEY FILE [PREFIX]: value of KEY=... on the last line starting with PREFIX
+field() {
+	local key=$1 file=$2 prefix=${3:-RESULT }
+	awk -v k="$key" -v p="$prefix" '
+		index($0, p) == 1 { line = $0 }
+		END { n = split(line, f, " "); for (i = 1; i <= n; i++) if (index(f[i], k "=") == 1) { v = substr(f[i], length(k) + 2) }
+		      print v }' "$file"
+}
+
+common=(--proxy sipvigil --duration "$DURATION" --start "$START_RATE" --max "$MAX_RATE"
+	--resolution "$RESOLUTION" --max-trials "$MAX_TRIALS")
+
+out "# sipvigil eBPF on/off capacity $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+out "# host: $(uname -srm), $(nproc) cpus, loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+out "# capacity.sh ${common[*]}${EXTRA[*]:+ ${EXTRA[*]}}, --ebpf off then --ebpf on; min ratio $MIN_RATIO"
+
+run_capacity off "${common[@]}" --ebpf off
+((CAP_RC <= 1)) || die "capacity.sh --ebpf off failed (exit $CAP_RC)"
+OFF_RATE=$(field max_rate "$TMPD/off.out")
+OFF_CPU=$(field cpu_per_1000_calls "$TMPD/off.out")
+OFF_CAPPED=$(field capped_by_max "$TMPD/off.out")
+
+run_capacity on "${common[@]}" --ebpf on
+((CAP_RC <= 1)) || die "capacity.sh --ebpf on failed (exit $CAP_RC)"
+ON_RATE=$(field max_rate "$TMPD/on.out")
+ON_CPU=$(field cpu_per_1000_calls "$TMPD/on.out")
+ON_CAPPED=$(field capped_by_max "$TMPD/on.out")
+ON_DROPS=$(field ring_drops "$TMPD/on.out")
+ON_EBPF=$(grep '^EBPF ' "$TMPD/on.out" | tail -n1 || true)
+
+[[ $OFF_RATE =~ ^[0-9]+$ && $ON_RATE =~ ^[0-9]+$ ]] || die "no max_rate in the capacity reports (off='$OFF_RATE' on='$ON_RATE')"
+
+VERDICT=PASS
+why=()
+RATIO=na
+if ((OFF_RATE > 0)); then
+	RATIO=$(awk -v a="$ON_RATE" -v b="$OFF_RATE" 'BEGIN { printf "%.3f", a / b }')
+	awk -v r="$RATIO" -v m="$MIN_RATIO" 'BEGIN { exit !(r >= m) }' || why+=("ratio<$MIN_RATIO")
+else
+	why+=("no-passing-trial-with-ebpf-off")
+fi
+((ON_RATE > 0)) || why+=("no-passing-trial-with-ebpf-on")
+[[ ${ON_DROPS:-na} == 0 ]] || why+=("ring_drops=${ON_DROPS:-na}")
+((${#why[@]})) && VERDICT=FAIL
+
+out ""
+out "CAPACITY ebpf=off max_rate=$OFF_RATE cps cpu_per_1000_calls=${OFF_CPU:-na} s${OFF_CAPPED:+ capped_by_max=$OFF_CAPPED}"
+out "CAPACITY ebpf=on  max_rate=$ON_RATE cps cpu_per_1000_calls=${ON_CPU:-na} s${ON_CAPPED:+ capped_by_max=$ON_CAPPED} ring_drops=${ON_DROPS:-na}"
+[[ -n $ON_EBPF ]] && out "$ON_EBPF"
+if [[ -n $OFF_CAPPED || -n $ON_CAPPED ]]; then
+	out "NOTE: a search was capped by --max ($MAX_RATE): that capacity is only a lower bound; raise --max for a meaningful ratio"
+fi
+if grep -q 'foreign-sipcap-progs' "$TMPD/off.out" "$TMPD/on.out"; then
+	out "NOTE: another process's sipcap programs (e.g. e2e tests with eBPF) were loaded during some trials: they ran on these lo packets too, so the off side was not BPF-free"
+fi
+ratio_line="RATIO on/off=$RATIO min=$MIN_RATIO ring_drops_at_on_capacity=${ON_DROPS:-na} => $VERDICT"
+((${#why[@]})) && ratio_line+=" why=$(IFS=,; echo "${why[*]}")"
+out "$ratio_line"
+
+# ---------------------------------------------------------------- BPF CPU per packet
+
+if ((PROG_STATS)) && ((ON_RATE > 0)); then
+	out ""
+	STATS_OK=0
+	prev=$(sysctl -n kernel.bpf_stats_enabled 2>/dev/null || true)
+	if [[ -z $prev ]]; then
+		out "BPFSTATS unavailable: kernel.bpf_stats_enabled does not exist on this kernel; no run_time_ns"
+	elif [[ $prev == 1 ]]; then
+		STATS_OK=1
+		out "# kernel.bpf_stats_enabled was already 1 (left as it is)"
+	else
+		STATS_PREV=$prev
+		if sysctl -q -w kernel.bpf_stats_enabled=1 >/dev/null 2>&1 && [[ $(sysctl -n kernel.bpf_stats_enabled) == 1 ]]; then
+			STATS_OK=1
+			log "kernel.bpf_stats_enabled=1 (was $prev) for the fixed-rate trial"
+		else
+			out "BPFSTATS unavailable: could not set kernel.bpf_stats_enabled=1 (read-only /proc/sys? not root in the init namespace?)"
+			STATS_PREV=""
+		fi
+	fi
+	if ((STATS_OK)); then
+		run_capacity stats --proxy sipvigil --ebpf on --rate "$ON_RATE" --duration "$STATS_DURATION" --bpf-prog-stats
+		restore_bpf_stats
+		((CAP_RC <= 1)) || die "fixed-rate capacity.sh run failed (exit $CAP_RC)"
+		tf="$TMPD/stats.out"
+		trial_verdict=$(awk '/^TRIAL / { v = $4 } END { print v }' "$tf")
+		proxy_cpu=$(field proxy_cpu "$tf" 'TRIAL ')
+		proxy_cpu=${proxy_cpu%%s(*}
+		ok=$(field ok "$tf" 'TRIAL ')
+		ok=${ok%%/*}
+		el=$(field elapsed "$tf" 'TRIAL ')
+		el=${el%s}
+		while read -r line; do
+			out "${line/BPFPROG trial=1 /BPFPROG }"
+		done < <(grep '^BPFPROG ' "$tf" || true)
+		runs=$(field bpf_runs "$tf" 'TRIAL ')
+		if [[ -z $runs ]]; then
+			out "BPFSTATS no program counters: $(field bpf_stats "$tf" 'TRIAL ')$(field bpf_progs "$tf" 'TRIAL ')"
+		else
+			bpf_cpu=$(field bpf_cpu "$tf" 'TRIAL ')
+			bpf_cpu=${bpf_cpu%s}
+			line="BPFCPU rate=$ON_RATE duration=${STATS_DURATION}s trial=${trial_verdict:-?} calls=${ok:-?} bpf_runs=$runs"
+			line+=" bpf_ns_per_run=$(field bpf_ns_per_run "$tf" 'TRIAL ') bpf_runs_per_call=$(field bpf_runs_per_call "$tf" 'TRIAL ')"
+			line+=" bpf_ns_per_call=$(field bpf_ns_per_call "$tf" 'TRIAL ')"
+			line+=" bpf_cpu=${bpf_cpu}s proxy_cpu=${proxy_cpu:-?}s bpf/proxy=$(field bpf_cpu/proxy_cpu "$tf" 'TRIAL ')"
+			[[ $el =~ ^[0-9.]+$ ]] && line+=" bpf_cores=$(fcalc "$bpf_cpu / $el")"
+			line+=" ring_drops=$(field ring_drops "$tf" 'TRIAL ')"
+			out "$line"
+		fi
+		[[ $trial_verdict == PASS ]] || out "NOTE: the fixed-rate trial did not pass (noise near the limit?): its BPF figures still hold per run"
+		grep '^TRIAL ' "$tf" | sed 's/^TRIAL  *1 /STATSTRIAL /' >>"$RESULT_FILE" || true
+	fi
+fi
+
+out ""
+out "VERDICT $VERDICT ebpf_off=$OFF_RATE ebpf_on=$ON_RATE ratio=$RATIO (min $MIN_RATIO) ring_drops=${ON_DROPS:-na}"
+out "NOTE: single capacity searches on 2 shared cores; one bisection step at --resolution $RESOLUTION is $(awk -v r="$RESOLUTION" -v o="$OFF_RATE" 'BEGIN { if (o > 0) printf "%.1f", r / o * 100; else print "?" }')% of the off rate: repeat the run before trusting a ratio near $MIN_RATIO."
+out "# results: $RESULT_FILE"
+[[ $VERDICT == PASS ]] || exit 1
+exit 0

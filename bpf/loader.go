@@ -76,6 +76,18 @@ type Config struct {
 	// Ports: a packet is captured when its source or destination port is
 	// one of these (UDP and TCP alike).
 	Ports []uint16
+	// PeerPorts: ports of peers the proxy connects to itself (next hops),
+	// captured like Ports; with ProxySideOnly they count only as the far
+	// end of the proxy's own connections.
+	PeerPorts []uint16
+	// ProxySideOnly captures only the proxy's side of the wire: ingress to
+	// Ports (or from PeerPorts), egress from Ports (or to PeerPorts). On lo
+	// it halves ring traffic by skipping the peer's copy of each packet.
+	ProxySideOnly bool
+	// WakeupBytes batches reader wake-ups: 0 wakes the reader on every
+	// event; otherwise only once this many bytes wait, and the reader must
+	// poll (SetReadDeadline) to collect smaller batches.
+	WakeupBytes int
 	// Snaplen: payload bytes copied per event, 1..SnapMax.
 	Snaplen int
 	// ForceLegacy skips TCX and attaches clsact/cls_bpf filters.
@@ -180,6 +192,23 @@ func Open(cfg Config) (*Capture, error) {
 	}
 	if err := spec.Variables[sipcapVarSnaplen].Set(uint32(cfg.Snaplen)); err != nil {
 		return nil, fmt.Errorf("bpf: set snaplen: %w", err)
+	}
+	var peerMap [65536 / 8]byte
+	for _, p := range cfg.PeerPorts {
+		peerMap[p>>3] |= 1 << (p & 7)
+	}
+	if err := spec.Variables[sipcapVarPeerPortMap].Set(peerMap); err != nil {
+		return nil, fmt.Errorf("bpf: set peer ports: %w", err)
+	}
+	var sideOnly uint8
+	if cfg.ProxySideOnly {
+		sideOnly = 1
+	}
+	if err := spec.Variables[sipcapVarProxySideOnly].Set(sideOnly); err != nil {
+		return nil, fmt.Errorf("bpf: set proxy_side_only: %w", err)
+	}
+	if err := spec.Variables[sipcapVarWakeupBytes].Set(uint32(max(cfg.WakeupBytes, 0))); err != nil {
+		return nil, fmt.Errorf("bpf: set wakeup_bytes: %w", err)
 	}
 	spec.Maps[sipcapMapEvents].MaxEntries = uint32(cfg.RingBytes)
 

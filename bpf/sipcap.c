@@ -46,8 +46,26 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 // O(1), loop-free membership test for any number of ports.
 volatile const __u8 sip_port_map[65536 / 8] = {};
 
+// Ports of the peers the proxy itself connects to (configured next hops):
+// their TCP connections run from an ephemeral local port.
+volatile const __u8 peer_port_map[65536 / 8] = {};
+
+// proxy_side_only: capture only the proxy's side of the wire. At ingress a
+// packet to one of sip_port_map (or from a peer port); at egress a packet
+// from one of sip_port_map (or to a peer port). On lo this skips the second
+// copy of every packet (the sender's egress or the receiver's ingress),
+// halving ring traffic. 0: any packet with a wanted port on either side.
+volatile const __u8 proxy_side_only = 0;
+
 // Payload bytes to copy per event, 0 < snaplen <= SNAP_MAX.
 volatile const __u32 snaplen = SNAP_MAX;
+
+// wakeup_bytes: 0 wakes the reader for every event. Otherwise an event is
+// submitted without a wake-up while less than this many bytes wait in the
+// ring, and the reader polls on a short deadline: a wake-up (an IRQ work
+// item plus a reader context switch) per packet was most of the egress
+// program's cost.
+volatile const __u32 wakeup_bytes = 0;
 
 // ---- Maps. ----
 
@@ -141,6 +159,20 @@ struct tcp_hdr {
 static __always_inline int port_wanted(__u16 port)
 {
 	return sip_port_map[port >> 3] & (1 << (port & 7));
+}
+
+static __always_inline int peer_port(__u16 port)
+{
+	return peer_port_map[port >> 3] & (1 << (port & 7));
+}
+
+static __always_inline int wanted(__u8 direction, __u16 sport, __u16 dport)
+{
+	if (!proxy_side_only)
+		return port_wanted(sport) || port_wanted(dport) || peer_port(sport) || peer_port(dport);
+	if (direction == DIR_INGRESS)
+		return port_wanted(dport) || peer_port(sport);
+	return port_wanted(sport) || peer_port(dport);
 }
 
 static __always_inline struct counters *counters_get(void)
@@ -244,7 +276,7 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 		return VERDICT_NEXT;
 	}
 
-	if (!port_wanted(sport) && !port_wanted(dport))
+	if (!wanted(direction, sport, dport))
 		return VERDICT_NEXT;
 	if (payload_off > l3_end)
 		return VERDICT_NEXT;
@@ -304,7 +336,12 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 			e->cap_len = n;
 	}
 
-	bpf_ringbuf_submit(e, 0);
+	__u64 wake = 0;
+	if (wakeup_bytes) {
+		__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		wake = queued >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	}
+	bpf_ringbuf_submit(e, wake);
 	if (cnt)
 		cnt->captured++;
 	return VERDICT_NEXT;

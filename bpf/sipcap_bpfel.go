@@ -48,8 +48,11 @@ const (
 	sipcapMapStats          = "stats"
 	sipcapProgSipcapEgress  = "sipcap_egress"
 	sipcapProgSipcapIngress = "sipcap_ingress"
+	sipcapVarPeerPortMap    = "peer_port_map"
+	sipcapVarProxySideOnly  = "proxy_side_only"
 	sipcapVarSipPortMap     = "sip_port_map"
 	sipcapVarSnaplen        = "snaplen"
+	sipcapVarWakeupBytes    = "wakeup_bytes"
 )
 
 // loadSipcap returns the embedded CollectionSpec for sipcap.
@@ -110,8 +113,11 @@ type sipcapMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sipcapVariableSpecs struct {
-	SipPortMap *ebpf.VariableSpec `ebpf:"sip_port_map"`
-	Snaplen    *ebpf.VariableSpec `ebpf:"snaplen"`
+	PeerPortMap   *ebpf.VariableSpec `ebpf:"peer_port_map"`
+	ProxySideOnly *ebpf.VariableSpec `ebpf:"proxy_side_only"`
+	SipPortMap    *ebpf.VariableSpec `ebpf:"sip_port_map"`
+	Snaplen       *ebpf.VariableSpec `ebpf:"snaplen"`
+	WakeupBytes   *ebpf.VariableSpec `ebpf:"wakeup_bytes"`
 }
 
 // sipcapObjects contains all objects after they have been loaded into the kernel.
@@ -149,8 +155,11 @@ func (m *sipcapMaps) Close() error {
 //
 // It can be passed to loadSipcapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sipcapVariables struct {
-	SipPortMap *ebpf.Variable `ebpf:"sip_port_map"`
-	Snaplen    *ebpf.Variable `ebpf:"snaplen"`
+	PeerPortMap   *ebpf.Variable `ebpf:"peer_port_map"`
+	ProxySideOnly *ebpf.Variable `ebpf:"proxy_side_only"`
+	SipPortMap    *ebpf.Variable `ebpf:"sip_port_map"`
+	Snaplen       *ebpf.Variable `ebpf:"snaplen"`
+	WakeupBytes   *ebpf.Variable `ebpf:"wakeup_bytes"`
 }
 
 // sipcapPrograms contains all programs after they have been loaded into the kernel.

@@ -382,7 +382,7 @@ func defaults() *Config {
 			UDPMTUThreshold:    1300,
 		},
 		Shutdown: Shutdown{Grace: 32 * time.Second, Queued: ShutdownRelease},
-		EBPF:     EBPF{Mode: EBPFAuto, Snaplen: 2048, RingBuffer: 8 << 20, MatchTTL: 2 * time.Second},
+		EBPF:     EBPF{Mode: EBPFAuto, Snaplen: 2048, RingBuffer: 32 << 20, MatchTTL: 2 * time.Second},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }

@@ -30,6 +30,7 @@ RECV_TIMEOUT_MS=5000    # UAC: a call waiting longer than this for a reply fails
 KEEP=0                  # keep the temp dir with all logs
 SIPVIGIL_LOG_LEVEL=warn # log level of the generated sipvigil config (info: shutdown queue stats)
 SIPVIGIL_EBPF=off      # ebpf.mode of the proxy under test (capacity.sh --ebpf on)
+SIPVIGIL_EBPF_EXTRA=${SIPVIGIL_EBPF_EXTRA:-}  # more ebpf keys from the environment, e.g. "snaplen: 256"
 SIPVIGIL_EXTRA_YAML=""  # appended verbatim to the generated sipvigil config (queues, suspend rules)
 PROXY_STOP_WAIT=5       # seconds between TERM and KILL for the proxy (sipvigil needs ~2-3 s
                         # after TERM to drain, linger and log its queue stats)
@@ -277,7 +278,7 @@ start_proxy() {
 			log: {level: $SIPVIGIL_LOG_LEVEL}
 			destinations: {uas: {hops: [127.0.0.1:$UAS_PORT;transport=udp]}}
 			routes: [{name: default, to: uas}]
-			ebpf: {mode: $SIPVIGIL_EBPF}
+			ebpf: {mode: $SIPVIGIL_EBPF${SIPVIGIL_EBPF_EXTRA:+, $SIPVIGIL_EBPF_EXTRA}}
 		EOF
 		if [[ -n $SIPVIGIL_EXTRA_YAML ]]; then
 			printf '%s\n' "$SIPVIGIL_EXTRA_YAML" >>"$dir/sipvigil.yaml"

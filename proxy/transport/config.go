@@ -59,7 +59,8 @@ type Config struct {
 	Logger         *slog.Logger
 	// Observer sees every SIP message read or written, with its
 	// CLOCK_MONOTONIC time (eBPF correlation, traces). Nil means nothing
-	// watches; it must not block.
+	// watches, and then no packet is built and no clock is read; it must
+	// not block.
 	Observer observe.Observer
 }
 
@@ -118,9 +119,6 @@ func (cfg Config) withDefaults() (Config, error) {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
-	}
-	if cfg.Observer == nil {
-		cfg.Observer = observe.Nop{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

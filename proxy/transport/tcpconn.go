@@ -39,6 +39,9 @@ type outItem struct {
 type tcpConn struct {
 	t        *Transport
 	readMono int64 // CLOCK_MONOTONIC of the last read; reader goroutine only
+	// Reused observer packets: inPkt belongs to the reader goroutine,
+	// outPkt to the writer goroutine.
+	inPkt, outPkt observe.Packet
 	id       uint64
 	remote   netip.AddrPort
 	outbound bool
@@ -244,7 +247,10 @@ func (c *tcpConn) write(items []outItem, bufs net.Buffers) error {
 	if err := c.nc.SetWriteDeadline(time.Now().Add(c.t.cfg.TCPWriteTimeout)); err != nil {
 		return fmt.Errorf("set write deadline: %w", err)
 	}
-	mono := observe.Monotonic()
+	var mono int64
+	if c.t.obs != nil {
+		mono = observe.Monotonic()
+	}
 	_, err := bufs.WriteTo(c.nc) // consumes bufs, not full
 	clear(full)
 	if err != nil {
@@ -254,7 +260,10 @@ func (c *tcpConn) write(items []outItem, bufs net.Buffers) error {
 	pc := &c.t.counters.tcp
 	for _, it := range items {
 		if !it.keepalive {
-			c.t.obs.Packet(&observe.Packet{Dir: observe.Out, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: it.data, Mono: mono})
+			if c.t.obs != nil {
+				c.outPkt = observe.Packet{Dir: observe.Out, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: it.data, Mono: mono}
+				c.t.obs.Packet(&c.outPkt)
+			}
 			pc.sent.Add(1)
 			pc.sentBytes.Add(uint64(len(it.data)))
 		}
@@ -278,7 +287,9 @@ func (c *tcpConn) readLoop() {
 	}
 	for {
 		n, err := c.nc.Read(buf)
-		c.readMono = observe.Monotonic()
+		if t.obs != nil {
+			c.readMono = observe.Monotonic()
+		}
 		now := time.Now()
 		if n > 0 {
 			c.lastActive.Store(now.UnixNano())
@@ -327,7 +338,10 @@ func (c *tcpConn) feed(data []byte, now time.Time) bool {
 			pc := &t.counters.tcp
 			pc.received.Add(1)
 			pc.receivedBytes.Add(uint64(f.size))
-			t.obs.Packet(&observe.Packet{Dir: observe.In, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: f.raw, Mono: c.readMono})
+			if t.obs != nil {
+				c.inPkt = observe.Packet{Dir: observe.In, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: f.raw, Mono: c.readMono}
+				t.obs.Packet(&c.inPkt)
+			}
 			t.h.HandleInbound(Inbound{
 				Msg: f.msg, Proto: TCP, Local: c.local, Remote: c.remote,
 				ConnID: c.id, Size: f.size, Received: now,

@@ -122,10 +122,16 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 	parser := NewParser()
 	parser.MaxMessageLength = t.cfg.MaxDatagram
 	pc := t.counters.proto(UDP)
+	// One Packet per reader, reused: handed to the observer through an
+	// interface it would otherwise be a heap allocation per datagram.
+	obsPkt := &observe.Packet{Dir: observe.In, Proto: observe.ProtoUDP, Local: g.addr}
 	backoff := time.Duration(0)
 	for {
 		n, _, flags, raddr, err := conn.ReadMsgUDPAddrPort(buf, nil)
-		mono := observe.Monotonic()
+		var mono int64
+		if t.obs != nil {
+			mono = observe.Monotonic()
+		}
 		now := time.Now()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -140,7 +146,10 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 		}
 		backoff = 0
 		remote := unmap(raddr)
-		t.obs.Packet(&observe.Packet{Dir: observe.In, Proto: observe.ProtoUDP, Local: g.addr, Remote: remote, Data: buf[:n], Mono: mono})
+		if t.obs != nil {
+			obsPkt.Remote, obsPkt.Data, obsPkt.Mono = remote, buf[:n], mono
+			t.obs.Packet(obsPkt)
+		}
 		if flags&msgTrunc != 0 || n > t.cfg.MaxDatagram {
 			t.bad(UDP, g.addr, remote, ReasonTruncated,
 				fmt.Errorf("udp datagram from %s exceeds %d bytes", remote, t.cfg.MaxDatagram))
@@ -234,12 +243,19 @@ func (t *Transport) sendUDP(out Outbound) error {
 	}
 	n := len(g.conns)
 	conn := g.conns[((out.Socket%n)+n)%n]
-	mono := observe.Monotonic()
+	var mono int64
+	if t.obs != nil {
+		mono = observe.Monotonic()
+	}
 	if _, _, err := conn.WriteMsgUDPAddrPort(out.Data, nil, to); err != nil {
 		pc.sendErrors.Add(1)
 		return fmt.Errorf("udp send %s -> %s: %w", g.addr, to, err)
 	}
-	t.obs.Packet(&observe.Packet{Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: mono})
+	if t.obs != nil {
+		// Send runs on any worker, so there is no goroutine-owned Packet
+		// to reuse; the allocation is paid only while something observes.
+		t.obs.Packet(&observe.Packet{Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: mono})
+	}
 	pc.sent.Add(1)
 	pc.sentBytes.Add(uint64(len(out.Data)))
 	return nil

@@ -18,7 +18,6 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"net/netip"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -84,20 +83,18 @@ type Dispatcher struct {
 	log        *slog.Logger
 	draining   atomic.Bool
 	counters   Counters
-	badReasons [len(badReasons)]atomic.Uint64
+	// reasons is the transport's fixed set of bad-input reasons plus
+	// "other"; badCounts counts each, same index.
+	reasons   []string
+	badCounts []atomic.Uint64
 }
-
-// badReasons is the fixed label set for unparseable input.
-var badReasons = [...]string{"parse", "truncated", "too_large", "framing", "other"}
 
 // New returns a dispatcher over workers. retryAfter is the Retry-After sent
 // with overload 503s.
 func New(workers []Inbox, picker Picker, out Sender, retryAfter time.Duration, log *slog.Logger) *Dispatcher {
-	secs := int(retryAfter / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	return &Dispatcher{workers: workers, picker: picker, out: out, retryAfter: strconv.Itoa(secs), log: log}
+	reasons := append(transport.BadReasons(), "other")
+	return &Dispatcher{workers: workers, picker: picker, out: out, retryAfter: reply.RetryAfter(retryAfter), log: log,
+		reasons: reasons, badCounts: make([]atomic.Uint64, len(reasons))}
 }
 
 // Bind attaches the workers and the sender. The transport needs the
@@ -153,14 +150,14 @@ func (d *Dispatcher) HandleInbound(in transport.Inbound) {
 // answer: without a parsed Via there is no address a response could use.
 func (d *Dispatcher) HandleBad(proto transport.Proto, _, remote netip.AddrPort, reason string, err error) {
 	d.counters.BadMessages.Add(1)
-	i := len(badReasons) - 1
-	for j, r := range badReasons {
+	i := len(d.reasons) - 1
+	for j, r := range d.reasons {
 		if r == reason {
 			i = j
 			break
 		}
 	}
-	d.badReasons[i].Add(1)
+	d.badCounts[i].Add(1)
 	d.log.Debug("dropped unparseable message", "proto", proto, "remote", remote, "reason", reason, "err", err)
 }
 
@@ -195,10 +192,10 @@ func (d *Dispatcher) Snapshot() CountersSnapshot {
 		OverloadDropped:   d.counters.OverloadDropped.Load(),
 		DrainRejected:     d.counters.DrainRejected.Load(),
 		BadMessages:       d.counters.BadMessages.Load(),
-		BadByReason:       make(map[string]uint64, len(badReasons)),
+		BadByReason:       make(map[string]uint64, len(d.reasons)),
 	}
-	for i, r := range badReasons {
-		s.BadByReason[r] = d.badReasons[i].Load()
+	for i, r := range d.reasons {
+		s.BadByReason[r] = d.badCounts[i].Load()
 	}
 	return s
 }

@@ -10,6 +10,7 @@ package reply
 import (
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -58,10 +59,8 @@ func Where(in transport.Inbound, via *sip.ViaHeader) transport.Outbound {
 	return out
 }
 
-// Seconds formats a duration in whole seconds (at least 1) for Retry-After.
-func Seconds(secs int) string {
-	if secs < 1 {
-		secs = 1
-	}
-	return strconv.Itoa(secs)
+// RetryAfter formats d for a Retry-After header: whole seconds, rounded
+// up, at least 1 (RFC 3261 §20.33 carries no fractions).
+func RetryAfter(d time.Duration) string {
+	return strconv.Itoa(max(int((d+time.Second-1)/time.Second), 1))
 }

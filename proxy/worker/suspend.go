@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"strconv"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -324,7 +323,7 @@ func (w *Worker) rejectSuspended(now time.Time) {
 func (w *Worker) respondReply(ctx *serverCtx, r config.Reply, now time.Time) {
 	res := reply.New(ctx.req, r.Code, r.Reason)
 	if r.RetryAfter > 0 {
-		reply.WithRetryAfter(res, strconv.Itoa(int((r.RetryAfter+time.Second-1)/time.Second)))
+		reply.WithRetryAfter(res, reply.RetryAfter(r.RetryAfter))
 	}
 	w.counters.LocalReplies.Add(1)
 	w.respond(ctx, res, now)

@@ -42,10 +42,10 @@ type tcpConn struct {
 	// Reused observer packets: inPkt belongs to the reader goroutine,
 	// outPkt to the writer goroutine.
 	inPkt, outPkt observe.Packet
-	id       uint64
-	remote   netip.AddrPort
-	outbound bool
-	dialFrom netip.AddrPort // outbound only
+	id            uint64
+	remote        netip.AddrPort
+	outbound      bool
+	dialFrom      netip.AddrPort // outbound only
 
 	// local is set before the reader starts and read only by it.
 	local netip.AddrPort

@@ -184,7 +184,6 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 			RecordRoute:  cfg.Proxy.RecordRoute,
 			MaxForwards:  cfg.Proxy.MaxForwards,
 			UDPMTU:       cfg.Proxy.UDPMTUThreshold,
-			UDPSockets:   cfg.UDP.Sockets,
 			Locals:       locals,
 			Router:       router,
 			Health:       health,

@@ -5,7 +5,6 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
-	"sipvigil/proxy/route"
 	"sipvigil/proxy/transport"
 	"sipvigil/proxy/txn"
 )
@@ -33,7 +32,6 @@ type serverCtx struct {
 	cancelled   bool
 	got6xx      bool
 	initial     bool
-	isInvite    bool
 	callID      string
 	susp        *suspension // set while suspended
 	timerC      time.Time
@@ -53,8 +51,7 @@ type branch struct {
 	final        bool
 	cancelWanted bool
 	cancelSent   bool
-	probe        *route.Hop
-	probeOwner   *prober
+	probeOwner   *prober // set on OPTIONS health probes
 	probeExpiry  time.Time
 	sentAt       time.Time
 }

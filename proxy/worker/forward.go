@@ -222,7 +222,7 @@ func (w *Worker) forward(ctx *serverCtx, t target, now time.Time) bool {
 	b := w.newBranch(req, t, data, now)
 	b.ctx = ctx
 	ctx.branches = append(ctx.branches, b)
-	if ctx.isInvite && ctx.timerC.IsZero() {
+	if ctx.tx.IsInvite() && ctx.timerC.IsZero() {
 		ctx.timerC = now.Add(w.opt.TimerC)
 		w.schedule(&ctx.timed, ctx.deadline())
 	}

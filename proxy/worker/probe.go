@@ -54,7 +54,6 @@ func (w *Worker) sendProbe(p *prober, now time.Time) {
 	}
 	req := w.probeRequest(p, t, l)
 	b := w.newBranch(req, t, w.serialize(req), now)
-	b.probe = p.hop
 	b.probeOwner = p
 	b.probeExpiry = now.Add(p.timeout)
 	w.schedule(&b.timed, b.deadline())
@@ -134,8 +133,8 @@ func (w *Worker) probeDone(b *branch, ok bool, now time.Time) {
 	b.probeOwner.busy = false
 	b.probeExpiry = time.Time{}
 	rtt := now.Sub(b.sentAt)
-	if up, changed := w.opt.Health.Report(b.probe, ok, rtt); changed {
-		w.opt.Log.Info("next hop health changed", "hop", b.probe.Key, "up", up, "rtt", rtt)
+	if up, changed := w.opt.Health.Report(b.probeOwner.hop, ok, rtt); changed {
+		w.opt.Log.Info("next hop health changed", "hop", b.probeOwner.hop.Key, "up", up, "rtt", rtt)
 	}
 	if !ok {
 		// Stop retransmitting a probe we have given up on.

@@ -74,15 +74,14 @@ func (w *Worker) handleRequest(in transport.Inbound, req *sip.Request, now time.
 
 func (w *Worker) newServerCtx(key string, in transport.Inbound, req *sip.Request, now time.Time) *serverCtx {
 	ctx := &serverCtx{
-		timed:    timed{index: -1},
-		key:      key,
-		tx:       txn.NewServer(req, in.Proto == transport.TCP, w.opt.Timers, now),
-		req:      req,
-		reply:    reply.Where(in, req.Via()),
-		inLocal:  w.localFor(in.Proto, in.Local),
-		initial:  !req.To().Params.Has("tag"),
-		isInvite: req.IsInvite(),
-		callID:   string(*req.CallID()),
+		timed:   timed{index: -1},
+		key:     key,
+		tx:      txn.NewServer(req, in.Proto == transport.TCP, w.opt.Timers, now),
+		req:     req,
+		reply:   reply.Where(in, req.Via()),
+		inLocal: w.localFor(in.Proto, in.Local),
+		initial: !req.To().Params.Has("tag"),
+		callID:  string(*req.CallID()),
 	}
 	ctx.reply.Socket = w.opt.Index
 	ctx.fire = func(w *Worker, now time.Time) { w.serverTimer(ctx, now) }

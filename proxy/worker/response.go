@@ -31,7 +31,7 @@ func (w *Worker) handleResponse(in transport.Inbound, res *sip.Response, now tim
 		w.counters.Retransmissions.Add(1)
 		return
 	}
-	if b.probe != nil {
+	if b.probeOwner != nil {
 		w.probeAnswered(b, res, now)
 		return
 	}
@@ -78,7 +78,7 @@ func (w *Worker) branchResponse(b *branch, res *sip.Response, now time.Time) {
 		if b.cancelWanted && !b.cancelSent {
 			w.sendCancel(b, now)
 		}
-		if ctx.isInvite && !ctx.timerC.IsZero() {
+		if ctx.tx.IsInvite() && !ctx.timerC.IsZero() {
 			ctx.timerC = now.Add(w.opt.TimerC) // §16.7 step 2: reset on 101-199
 			w.schedule(&ctx.timed, ctx.deadline())
 		}
@@ -90,7 +90,7 @@ func (w *Worker) branchResponse(b *branch, res *sip.Response, now time.Time) {
 		first := !ctx.finalSent
 		w.respond(ctx, res, now)
 		if first {
-			if ctx.isInvite && ctx.initial {
+			if ctx.tx.IsInvite() && ctx.initial {
 				w.counters.DialogsEstablished.Add(1)
 			}
 			// §16.7 step 10: a 2xx ends the search; cancel the rest.
@@ -192,7 +192,7 @@ func (w *Worker) anyPending(ctx *serverCtx) bool {
 // a branch that has had no provisional response must not be cancelled yet;
 // the CANCEL goes out when its first 1xx arrives.
 func (w *Worker) cancelBranches(ctx *serverCtx, now time.Time) {
-	if !ctx.isInvite {
+	if !ctx.tx.IsInvite() {
 		return
 	}
 	for _, b := range ctx.branches {
@@ -250,7 +250,7 @@ func (w *Worker) branchTransportError(b *branch, now time.Time) {
 // branchGaveUp synthesizes a final response for a branch that timed out or
 // failed at the transport.
 func (w *Worker) branchGaveUp(b *branch, code int, reason string, now time.Time) {
-	if b.probe != nil {
+	if b.probeOwner != nil {
 		w.probeFailed(b, now)
 		return
 	}

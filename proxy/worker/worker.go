@@ -43,7 +43,6 @@ type Options struct {
 	RecordRoute  bool
 	MaxForwards  int // added when a request has none
 	UDPMTU       int // requests larger than this leave over TCP (RFC 3261 §18.1.1)
-	UDPSockets   int
 	Locals       []Local
 	Router       *route.Router
 	Health       *route.Health
@@ -112,9 +111,6 @@ const (
 func New(opt Options) *Worker {
 	if opt.InboxSize <= 0 {
 		opt.InboxSize = 8192
-	}
-	if opt.UDPSockets <= 0 {
-		opt.UDPSockets = 1
 	}
 	if opt.Log == nil {
 		opt.Log = slog.Default()

@@ -3,7 +3,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
 
 	"sipvigil/proxy/config"
 	"sipvigil/proxy/lookup"
@@ -14,11 +15,7 @@ import (
 // buildQueues creates the configured suspend queues. release hands a due
 // ticket to its owning worker.
 func buildQueues(cfg *config.Config, release func(suspend.Ticket)) ([]*suspend.Queue, map[string]*worker.QueueBinding) {
-	names := make([]string, 0, len(cfg.Queues))
-	for name := range cfg.Queues {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(cfg.Queues))
 	var queues []*suspend.Queue
 	bindings := make(map[string]*worker.QueueBinding, len(names))
 	for _, name := range names {
@@ -32,11 +29,7 @@ func buildQueues(cfg *config.Config, release func(suspend.Ticket)) ([]*suspend.Q
 
 // buildLookups creates the configured HTTP route lookup clients.
 func buildLookups(cfg *config.Config, log *slog.Logger) ([]*lookup.Client, map[string]*worker.LookupBinding, error) {
-	names := make([]string, 0, len(cfg.Lookups))
-	for name := range cfg.Lookups {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(cfg.Lookups))
 	var clients []*lookup.Client
 	bindings := make(map[string]*worker.LookupBinding, len(names))
 	for _, name := range names {
@@ -54,7 +47,7 @@ func buildLookups(cfg *config.Config, log *slog.Logger) ([]*lookup.Client, map[s
 			return nil, nil, fmt.Errorf("lookup %s: %w", name, err)
 		}
 		clients = append(clients, c)
-		bindings[name] = &worker.LookupBinding{Client: c, MaxWait: lc.MaxWait, OnTimeout: lc.OnTimeout, OnError: lc.OnError}
+		bindings[name] = &worker.LookupBinding{Client: c, MaxWait: lc.MaxWait, OnError: lc.OnError}
 	}
 	return clients, bindings, nil
 }

@@ -33,12 +33,13 @@ type QueueBinding struct {
 	OnFull  config.Reply
 }
 
-// LookupBinding is a named HTTP route lookup as a worker uses it.
+// LookupBinding is a named HTTP route lookup as a worker uses it. The
+// client maps its own timeouts to on_timeout; OnError answers a lookup the
+// client cannot even accept (its queue is full or it has stopped).
 type LookupBinding struct {
-	Client    *lookup.Client
-	MaxWait   time.Duration
-	OnTimeout config.Reply
-	OnError   config.Reply
+	Client  *lookup.Client
+	MaxWait time.Duration
+	OnError config.Reply
 }
 
 // maxParkedPerDialog bounds what one dialog may queue behind a suspended

@@ -374,9 +374,9 @@ func TestRingFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	const n = 4
+	const n = 4 // 1.5 KB records: two fit in the one-page ring
 	for i := range n {
-		if _, err := cli.Write(payload(fmt.Sprintf("full-%d", i), 100)); err != nil {
+		if _, err := cli.Write(payload(fmt.Sprintf("full-%d", i), 1500)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := srv.Read(make([]byte, 2048)); err != nil {

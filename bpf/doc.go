@@ -45,10 +45,12 @@
 //	L4Proto     ProtoUDP / ProtoTCP
 //	TcpFlags    TCP flags byte; 0 for UDP
 //	Flags       FlagIPv4Fragment, FlagLenFromSKB
-//	Data        payload prefix, SnapMax bytes; bytes past CapLen are stale
+//	Data        payload prefix, up to SnapMax bytes; bytes past CapLen are stale
 //
-// Records have a fixed size because bpf_ringbuf_reserve needs a constant
-// size; snaplen limits the bytes copied, not the ring space used.
+// A ring record is the header plus CapLen payload bytes: the program
+// builds the event in a per-CPU scratch slot and bpf_ringbuf_output copies
+// just that prefix, so a 500-byte SIP message costs about 580 bytes of
+// ring, not a full Event. snaplen limits both the copy and the ring space.
 //
 // # Loopback sees every packet twice
 //

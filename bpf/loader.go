@@ -23,14 +23,14 @@ import (
 
 const (
 	// SnapMax is the largest Config.Snaplen: the size of Event.Data, fixed
-	// at compile time (SNAP_MAX in sipcap.c) because ring buffer records
-	// have a constant size.
+	// at compile time (SNAP_MAX in sipcap.c), the size of the per-CPU
+	// scratch event the program builds records in.
 	SnapMax = len(sipcapEvent{}.Data)
 	// DefaultSnaplen is used when Config.Snaplen is 0.
 	DefaultSnaplen = 2048
-	// DefaultRingBytes is used when Config.RingBytes is 0: about 3900
-	// records of 2120 bytes, i.e. well over a second of a busy proxy's
-	// signalling if the reader stalls.
+	// DefaultRingBytes is used when Config.RingBytes is 0: about 13,000
+	// records of a typical 600-byte SIP message, i.e. about 0.2 s of a
+	// proxy forwarding 5,000 calls/s if the reader stalls.
 	DefaultRingBytes = 8 << 20
 
 	// Attachment modes reported by Capture.Mode.

@@ -48,7 +48,10 @@ func (e *Event) Dst() netip.AddrPort {
 // Truncated reports whether the payload was longer than what was copied.
 func (e *Event) Truncated() bool { return e.CapLen < e.PayloadLen }
 
-const eventSize = int(unsafe.Sizeof(Event{}))
+const (
+	eventSize       = int(unsafe.Sizeof(Event{}))
+	eventHeaderSize = int(unsafe.Offsetof(Event{}.Data))
+)
 
 // Read blocks until the next event and copies it into rec. The ring
 // reader writes the record straight into rec's memory, so there is one
@@ -67,11 +70,13 @@ func (c *Capture) Read(rec *Event) error {
 		}
 		return err
 	}
-	// Every record is a full struct event (constant reserve size), so the
-	// reader reused buf. Anything else means the object and this package
-	// disagree.
-	if len(r.RawSample) != eventSize || unsafe.SliceData(r.RawSample) != unsafe.SliceData(buf) {
-		return fmt.Errorf("bpf: ring record of %d bytes, want %d", len(r.RawSample), eventSize)
+	// A record is the event header plus CapLen payload bytes (the program
+	// cuts it there), read into the front of rec. Anything else means the
+	// object and this package disagree.
+	n := len(r.RawSample)
+	if n < eventHeaderSize || n > eventSize || unsafe.SliceData(r.RawSample) != unsafe.SliceData(buf) ||
+		n != eventHeaderSize+int(rec.CapLen) {
+		return fmt.Errorf("bpf: ring record of %d bytes, want %d header bytes plus the captured payload", n, eventHeaderSize)
 	}
 	return nil
 }

@@ -45,6 +45,7 @@ type sipcapEvent struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	sipcapMapEvents         = "events"
+	sipcapMapScratch        = "scratch"
 	sipcapMapStats          = "stats"
 	sipcapProgSipcapEgress  = "sipcap_egress"
 	sipcapProgSipcapIngress = "sipcap_ingress"
@@ -105,8 +106,9 @@ type sipcapProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type sipcapMapSpecs struct {
-	Events *ebpf.MapSpec `ebpf:"events"`
-	Stats  *ebpf.MapSpec `ebpf:"stats"`
+	Events  *ebpf.MapSpec `ebpf:"events"`
+	Scratch *ebpf.MapSpec `ebpf:"scratch"`
+	Stats   *ebpf.MapSpec `ebpf:"stats"`
 }
 
 // sipcapVariableSpecs contains global variables before they are loaded into the kernel.
@@ -140,13 +142,15 @@ func (o *sipcapObjects) Close() error {
 //
 // It can be passed to loadSipcapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type sipcapMaps struct {
-	Events *ebpf.Map `ebpf:"events"`
-	Stats  *ebpf.Map `ebpf:"stats"`
+	Events  *ebpf.Map `ebpf:"events"`
+	Scratch *ebpf.Map `ebpf:"scratch"`
+	Stats   *ebpf.Map `ebpf:"stats"`
 }
 
 func (m *sipcapMaps) Close() error {
 	return _SipcapClose(
 		m.Events,
+		m.Scratch,
 		m.Stats,
 	)
 }

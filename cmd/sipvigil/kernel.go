@@ -63,6 +63,7 @@ func openKernel(cfg *config.Config, listen []netip.AddrPort, hopPorts []uint16, 
 		ForceLegacy: cfg.EBPF.LegacyTC,
 		RingBytes:   cfg.EBPF.RingBuffer,
 		TTL:         cfg.EBPF.MatchTTL,
+		Text:        dumpPath != "",
 		Logger:      log.With("component", "ebpf"),
 	}, out)
 	if err != nil {

@@ -22,7 +22,7 @@ func buildQueues(cfg *config.Config, release func(suspend.Ticket)) ([]*suspend.Q
 		qc := cfg.Queues[name]
 		q := suspend.New(suspend.Config{Name: name, Delay: qc.Delay, Consumers: qc.Consumers, Capacity: qc.Capacity}, release)
 		queues = append(queues, q)
-		bindings[name] = &worker.QueueBinding{Queue: q, Delay: qc.Delay, MaxWait: qc.MaxWait, OnFull: qc.OnFull}
+		bindings[name] = &worker.QueueBinding{Name: name, Queue: q, Delay: qc.Delay, MaxWait: qc.MaxWait, OnFull: qc.OnFull}
 	}
 	return queues, bindings
 }
@@ -47,7 +47,7 @@ func buildLookups(cfg *config.Config, log *slog.Logger) ([]*lookup.Client, map[s
 			return nil, nil, fmt.Errorf("lookup %s: %w", name, err)
 		}
 		clients = append(clients, c)
-		bindings[name] = &worker.LookupBinding{Client: c, MaxWait: lc.MaxWait, OnError: lc.OnError}
+		bindings[name] = &worker.LookupBinding{Name: name, Client: c, MaxWait: lc.MaxWait, OnError: lc.OnError}
 	}
 	return clients, bindings, nil
 }

@@ -9,6 +9,7 @@ package observe
 
 import (
 	"net/netip"
+	"sync/atomic"
 	_ "unsafe" // for go:linkname to runtime.nanotime
 )
 
@@ -37,11 +38,18 @@ const (
 
 // Packet is one SIP message read or written by the proxy.
 type Packet struct {
+	// ID identifies the message across the transport, the worker's
+	// transaction records (Msg.ID) and kernel timestamps. Unique per
+	// process; 0 when the sender did not assign one.
+	ID     uint64
 	Dir    Direction
 	Proto  uint8          // ProtoUDP or ProtoTCP
 	Local  netip.AddrPort // the proxy's address
 	Remote netip.AddrPort // the peer's address
 	ConnID uint64         // TCP connection, 0 for UDP
+	// Stamp, if not nil, is where the kernel timestamp of this message goes
+	// once telemetry has matched it (see Stamp).
+	Stamp *Stamp
 	// Data is the whole message. Valid only during the call.
 	Data []byte
 	// Mono is CLOCK_MONOTONIC in nanoseconds, the clock eBPF's
@@ -71,3 +79,29 @@ func Monotonic() int64 { return nanotime() }
 
 //go:linkname nanotime runtime.nanotime
 func nanotime() int64
+
+// Stamp carries one message's kernel timestamp from the eBPF matcher to
+// whoever recorded the message (a worker's transaction record), without a
+// lookup table: the sender allocates it, the matcher fills it whenever the
+// kernel event turns up (before or after the proxy handled the message),
+// and the reader looks once the record is complete. Safe for concurrent
+// use.
+type Stamp struct {
+	mono    atomic.Int64
+	ifindex atomic.Uint32
+}
+
+// Set records the kernel time (bpf_ktime_get_ns) and interface.
+func (s *Stamp) Set(mono int64, ifindex uint32) {
+	s.ifindex.Store(ifindex)
+	s.mono.Store(mono)
+}
+
+// Get returns the kernel time and interface; ok is false until Set.
+func (s *Stamp) Get() (mono int64, ifindex uint32, ok bool) {
+	if s == nil {
+		return 0, 0, false
+	}
+	mono = s.mono.Load()
+	return mono, s.ifindex.Load(), mono != 0
+}

@@ -62,6 +62,10 @@ type Config struct {
 	// watches, and then no packet is built and no clock is read; it must
 	// not block.
 	Observer observe.Observer
+	// PacketIDs numbers inbound messages and takes their CLOCK_MONOTONIC
+	// receive time (Inbound.PacketID, Inbound.Mono) even with no Observer:
+	// the workers' transaction records need them for traces.
+	PacketIDs bool
 }
 
 // withDefaults validates cfg and fills in defaults.

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"sipvigil/proxy/observe"
 )
 
 // Reasons passed to Handler.HandleBad. The set is fixed so that it can be
@@ -65,6 +67,14 @@ type Inbound struct {
 	// Received is the user-space receive time, taken right after the read
 	// syscall returned.
 	Received time.Time
+	// PacketID and Mono are set only while an observer watches or
+	// Config.PacketIDs asks (0 otherwise): the ID the observer saw for this
+	// message (observe.Packet.ID) and its CLOCK_MONOTONIC receive time.
+	PacketID uint64
+	Mono     int64
+	// Stamp is the kernel-timestamp slot handed to the observer (nil when
+	// nothing observes).
+	Stamp *observe.Stamp
 	// Socket is the index (0..UDPSockets()-1) of the UDP socket the datagram
 	// was read from; 0 for TCP.
 	Socket int
@@ -93,6 +103,13 @@ type Outbound struct {
 	// ConnID prefers this TCP connection if it is still open (responses go
 	// back on the connection the request came in on, RFC 3261 §18.2.2).
 	ConnID uint64
+	// PacketID is handed to the observer with this message
+	// (observe.Packet.ID) so telemetry can join it to the sender's records.
+	// Callers number their messages with the top bit set (1<<63 | …);
+	// the transport's own inbound IDs stay below that.
+	PacketID uint64
+	// Stamp, if set, is handed to the observer with the message.
+	Stamp *observe.Stamp
 	// Data is a complete serialized SIP message. The transport copies it for
 	// TCP and does not retain it after Send returns, so the caller may reuse it.
 	Data []byte

@@ -85,7 +85,7 @@ var (
 func (t *Transport) sendTCP(out Outbound) error {
 	pc := t.counters.proto(TCP)
 	to := unmap(out.To)
-	it := outItem{data: bytes.Clone(out.Data), onError: out.OnError}
+	it := outItem{data: bytes.Clone(out.Data), onError: out.OnError, id: out.PacketID, stamp: out.Stamp}
 	if out.ConnID != 0 {
 		if c := t.conns.byID(out.ConnID); c != nil {
 			err := c.enqueue(it)

@@ -30,7 +30,9 @@ var errIdle = errors.New("tcp idle timeout")
 type outItem struct {
 	data      []byte
 	onError   func(error)
-	keepalive bool // RFC 5626 pong: not counted as a SIP message
+	keepalive bool           // RFC 5626 pong: not counted as a SIP message
+	id        uint64         // Outbound.PacketID
+	stamp     *observe.Stamp // Outbound.Stamp
 }
 
 // tcpConn is one TCP connection, inbound or outbound. It has exactly one
@@ -261,7 +263,7 @@ func (c *tcpConn) write(items []outItem, bufs net.Buffers) error {
 	for _, it := range items {
 		if !it.keepalive {
 			if c.t.obs != nil {
-				c.outPkt = observe.Packet{Dir: observe.Out, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: it.data, Mono: mono}
+				c.outPkt = observe.Packet{ID: it.id, Stamp: it.stamp, Dir: observe.Out, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: it.data, Mono: mono}
 				c.t.obs.Packet(&c.outPkt)
 			}
 			pc.sent.Add(1)
@@ -287,7 +289,7 @@ func (c *tcpConn) readLoop() {
 	}
 	for {
 		n, err := c.nc.Read(buf)
-		if t.obs != nil {
+		if t.obs != nil || t.cfg.PacketIDs {
 			c.readMono = observe.Monotonic()
 		}
 		now := time.Now()
@@ -338,13 +340,18 @@ func (c *tcpConn) feed(data []byte, now time.Time) bool {
 			pc := &t.counters.tcp
 			pc.received.Add(1)
 			pc.receivedBytes.Add(uint64(f.size))
+			var id uint64
+			var stamp *observe.Stamp
 			if t.obs != nil {
-				c.inPkt = observe.Packet{Dir: observe.In, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: f.raw, Mono: c.readMono}
+				id, stamp = t.packetIDs.Add(1), new(observe.Stamp)
+				c.inPkt = observe.Packet{ID: id, Stamp: stamp, Dir: observe.In, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: f.raw, Mono: c.readMono}
 				t.obs.Packet(&c.inPkt)
+			} else if t.cfg.PacketIDs {
+				id = t.packetIDs.Add(1)
 			}
 			t.h.HandleInbound(Inbound{
 				Msg: f.msg, Proto: TCP, Local: c.local, Remote: c.remote,
-				ConnID: c.id, Size: f.size, Received: now,
+				ConnID: c.id, Size: f.size, Received: now, PacketID: id, Mono: c.readMono, Stamp: stamp,
 			})
 		})
 	if err == nil {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sipvigil/proxy/observe"
 	"sync"
+	"sync/atomic"
 	"syscall"
 )
 
@@ -23,6 +24,9 @@ type Transport struct {
 	log      *slog.Logger
 	obs      observe.Observer
 	counters counters
+	// packetIDs numbers inbound messages while something observes; the
+	// values stay below 1<<63, the space callers use for Outbound.PacketID.
+	packetIDs atomic.Uint64
 
 	udp       []*udpGroup
 	udpByAddr map[netip.AddrPort]*udpGroup

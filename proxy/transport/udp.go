@@ -129,7 +129,7 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 	for {
 		n, _, flags, raddr, err := conn.ReadMsgUDPAddrPort(buf, nil)
 		var mono int64
-		if t.obs != nil {
+		if t.obs != nil || t.cfg.PacketIDs {
 			mono = observe.Monotonic()
 		}
 		now := time.Now()
@@ -146,9 +146,14 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 		}
 		backoff = 0
 		remote := unmap(raddr)
+		var id uint64
+		var stamp *observe.Stamp
 		if t.obs != nil {
-			obsPkt.Remote, obsPkt.Data, obsPkt.Mono = remote, buf[:n], mono
+			id, stamp = t.packetIDs.Add(1), new(observe.Stamp)
+			obsPkt.ID, obsPkt.Stamp, obsPkt.Remote, obsPkt.Data, obsPkt.Mono = id, stamp, remote, buf[:n], mono
 			t.obs.Packet(obsPkt)
+		} else if t.cfg.PacketIDs {
+			id = t.packetIDs.Add(1)
 		}
 		if flags&msgTrunc != 0 || n > t.cfg.MaxDatagram {
 			t.bad(UDP, g.addr, remote, ReasonTruncated,
@@ -175,7 +180,7 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 		pc.receivedBytes.Add(uint64(n))
 		t.h.HandleInbound(Inbound{
 			Msg: msg, Proto: UDP, Local: g.addr, Remote: remote,
-			Size: n, Received: now, Socket: idx,
+			Size: n, Received: now, Socket: idx, PacketID: id, Mono: mono, Stamp: stamp,
 		})
 	}
 }
@@ -254,7 +259,7 @@ func (t *Transport) sendUDP(out Outbound) error {
 	if t.obs != nil {
 		// Send runs on any worker, so there is no goroutine-owned Packet
 		// to reuse; the allocation is paid only while something observes.
-		t.obs.Packet(&observe.Packet{Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: mono})
+		t.obs.Packet(&observe.Packet{ID: out.PacketID, Stamp: out.Stamp, Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: mono})
 	}
 	pc.sent.Add(1)
 	pc.sentBytes.Add(uint64(len(out.Data)))

@@ -5,6 +5,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"sipvigil/proxy/observe"
 	"sipvigil/proxy/transport"
 	"sipvigil/proxy/txn"
 )
@@ -33,7 +34,9 @@ type serverCtx struct {
 	got6xx      bool
 	initial     bool
 	callID      string
-	susp        *suspension // set while suspended
+	susp        *suspension  // set while suspended
+	rec         *observe.Txn // telemetry record until the final response is out
+	recResp     []respRef    // inbound responses in rec, for relay indices
 	timerC      time.Time
 }
 

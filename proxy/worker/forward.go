@@ -10,6 +10,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"sipvigil/proxy/observe"
 	"sipvigil/proxy/reply"
 	"sipvigil/proxy/route"
 	"sipvigil/proxy/transport"
@@ -226,7 +227,7 @@ func (w *Worker) forward(ctx *serverCtx, t target, now time.Time) bool {
 		ctx.timerC = now.Add(w.opt.TimerC)
 		w.schedule(&ctx.timed, ctx.deadline())
 	}
-	if err := w.transmit(b); err != nil {
+	if err := w.transmit(b, ctx.rec, 1, false); err != nil {
 		w.counters.TransportErrors.Add(1)
 		w.opt.Log.Debug("forward failed", "to", t.addr, "proto", proto, "err", err)
 		b.tx.OnTransportError(now)
@@ -317,11 +318,18 @@ func (w *Worker) removeBranch(b *branch) {
 	w.schedule(&b.timed, time.Time{})
 }
 
-// transmit sends the branch's serialized request.
-func (w *Worker) transmit(b *branch) error {
+// transmit sends the branch's serialized request, and records it in rec
+// (if not nil) as relaying message relays-1 of the record, or generated
+// (relays 0), or a timer retransmission.
+func (w *Worker) transmit(b *branch, rec *observe.Txn, relays int, retransmission bool) error {
 	out := b.out
 	out.Data = b.data
-	return w.opt.Out.Send(out)
+	w.number(&out)
+	err := w.opt.Out.Send(out)
+	if err == nil && rec != nil {
+		w.recordOut(rec, &out, b.req, relays, retransmission)
+	}
+	return err
 }
 
 // serialize renders m into a new byte slice. A fresh slice per message: the
@@ -341,6 +349,7 @@ func (w *Worker) write(out *transport.Outbound, m sip.Message) error {
 	} else {
 		out.Data = w.buf.Bytes() // UDP sendto copies before returning
 	}
+	w.number(out)
 	err := w.opt.Out.Send(*out)
 	out.Data = nil
 	return err
@@ -436,5 +445,12 @@ func (w *Worker) forwardAck(in transport.Inbound, req *sip.Request, now time.Tim
 	out := transport.Outbound{Proto: t.proto, From: l.Addr, To: t.addr, Socket: w.opt.Index}
 	if err := w.write(&out, fwd); err == nil {
 		w.counters.AcksForwarded.Add(1)
+		if w.opt.Txns != nil {
+			rec := w.newRecord(observe.TxnAck, req, in.Mono)
+			w.recordIn(rec, in, req)
+			w.recordOut(rec, &out, fwd, 1, false)
+			rec.End = observe.Monotonic()
+			w.opt.Txns.Txn(rec)
+		}
 	}
 }

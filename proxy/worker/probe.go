@@ -59,7 +59,7 @@ func (w *Worker) sendProbe(p *prober, now time.Time) {
 	w.schedule(&b.timed, b.deadline())
 	p.busy = true
 	w.counters.ProbesSent.Add(1)
-	if err := w.transmit(b); err != nil {
+	if err := w.transmit(b, nil, 0, false); err != nil {
 		w.probeFailed(b, now)
 	}
 }

@@ -26,8 +26,11 @@ func (w *Worker) handleRequest(in transport.Inbound, req *sip.Request, now time.
 	if ctx := w.servers[key]; ctx != nil {
 		// A retransmission: answer from transaction state, never re-route.
 		w.counters.Retransmissions.Add(1)
+		if ctx.rec != nil {
+			ctx.rec.Msgs[w.recordIn(ctx.rec, in, req)].Retransmission = true
+		}
 		if res := ctx.tx.OnRequestRetransmission(now); res != nil {
-			w.sendResponse(ctx, res)
+			w.sendResponse(ctx, res, true)
 		}
 		return
 	}
@@ -90,6 +93,7 @@ func (w *Worker) newServerCtx(key string, in transport.Inbound, req *sip.Request
 		ctx.inviteID = inviteID(req)
 		w.invites[ctx.inviteID] = ctx
 	}
+	w.recordServer(ctx, in, req)
 	w.pending++
 	w.counters.ServerTxCreated.Add(1)
 	w.counters.ActiveServer.Add(1)
@@ -174,9 +178,11 @@ func (w *Worker) respond(ctx *serverCtx, res *sip.Response, now time.Time) {
 		ctx.timerC = time.Time{}
 	}
 	if send {
-		w.sendResponse(ctx, res)
+		w.sendResponse(ctx, res, false)
 	}
 	if first {
+		w.faultRelease(ctx)
+		w.closeRecord(ctx, res.StatusCode)
 		w.compactServer(ctx)
 	}
 	w.schedule(&ctx.timed, ctx.deadline())
@@ -195,12 +201,21 @@ func (w *Worker) compactServer(ctx *serverCtx) {
 	ctx.tx.Compact()
 }
 
-// sendResponse writes a response to where ctx's request came from.
-func (w *Worker) sendResponse(ctx *serverCtx, res *sip.Response) {
+// sendResponse writes a response to where ctx's request came from;
+// retransmission marks a resend from transaction state.
+func (w *Worker) sendResponse(ctx *serverCtx, res *sip.Response, retransmission bool) {
 	out := ctx.reply
 	w.counters.ResponsesOut.Add(1)
 	if err := w.write(&out, res); err != nil {
 		w.opt.Log.Debug("response send failed", "to", out.To, "code", res.StatusCode, "err", err)
+		out.PacketID = 0
+	}
+	if ctx.rec != nil {
+		relays := 0
+		if !retransmission {
+			relays = ctx.relayIndex(res)
+		}
+		w.recordOut(ctx.rec, &out, res, relays, retransmission)
 	}
 }
 
@@ -228,7 +243,7 @@ func (w *Worker) serverTimer(ctx *serverCtx, now time.Time) {
 		r := ctx.tx.OnTimer(now)
 		if r.Resend != nil {
 			w.counters.RetransmitsSent.Add(1)
-			w.sendResponse(ctx, r.Resend)
+			w.sendResponse(ctx, r.Resend, true)
 		}
 		if r.Terminated {
 			w.removeServer(ctx)
@@ -252,6 +267,7 @@ func (w *Worker) removeServer(ctx *serverCtx) {
 		ctx.finalSent = true
 		w.pending--
 	}
+	w.closeRecord(ctx, 0)
 	w.schedule(&ctx.timed, time.Time{})
 	w.counters.ActiveServer.Add(-1)
 }

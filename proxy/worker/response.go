@@ -5,6 +5,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"sipvigil/proxy/observe"
 	"sipvigil/proxy/reply"
 	"sipvigil/proxy/transport"
 	"sipvigil/proxy/txn"
@@ -19,10 +20,13 @@ func (w *Worker) handleResponse(in transport.Inbound, res *sip.Response, now tim
 	key, err := txn.ClientKey(res)
 	b := w.clients[key]
 	if err != nil || b == nil {
-		w.forwardStateless(res)
+		w.forwardStateless(in, res)
 		return
 	}
 	deliver, sendAck := b.tx.OnResponse(res, now)
+	if b.ctx != nil {
+		w.recordResponseIn(b.ctx, in, res, !deliver)
+	}
 	if sendAck {
 		w.sendAck(b, res)
 	}
@@ -62,7 +66,9 @@ func (w *Worker) sendAck(b *branch, res *sip.Response) {
 	ack := txn.AckFor(b.req, res)
 	out := b.out
 	out.OnError = nil
-	_ = w.write(&out, ack)
+	if w.write(&out, ack) == nil && b.ctx != nil {
+		w.recordOut(b.ctx.rec, &out, ack, 0, false)
+	}
 }
 
 // branchResponse applies one delivered response of a branch to its context.
@@ -82,7 +88,7 @@ func (w *Worker) branchResponse(b *branch, res *sip.Response, now time.Time) {
 			ctx.timerC = now.Add(w.opt.TimerC) // §16.7 step 2: reset on 101-199
 			w.schedule(&ctx.timed, ctx.deadline())
 		}
-		if !ctx.finalSent {
+		if !ctx.finalSent && !w.faultHold(ctx, res) {
 			w.respond(ctx, res, now)
 		}
 	case code < 300:
@@ -212,7 +218,11 @@ func (w *Worker) sendCancel(b *branch, now time.Time) {
 	b.cancelSent = true
 	cancel := txn.CancelFor(b.req)
 	cb := w.newBranch(cancel, b.to, w.serialize(cancel), now)
-	if err := w.transmit(cb); err != nil {
+	var rec *observe.Txn
+	if b.ctx != nil {
+		rec = b.ctx.rec
+	}
+	if err := w.transmit(cb, rec, 0, false); err != nil {
 		cb.tx.OnTransportError(now)
 		w.removeBranch(cb)
 	}
@@ -227,7 +237,11 @@ func (w *Worker) clientTimer(b *branch, now time.Time) {
 	r := b.tx.OnTimer(now)
 	if r.Retransmit {
 		w.counters.RetransmitsSent.Add(1)
-		if err := w.transmit(b); err != nil {
+		var rec *observe.Txn
+		if b.ctx != nil {
+			rec = b.ctx.rec
+		}
+		if err := w.transmit(b, rec, 0, true); err != nil {
 			b.tx.OnTransportError(now)
 			w.branchTransportError(b, now)
 			return
@@ -286,7 +300,7 @@ func (w *Worker) timerCFired(ctx *serverCtx, now time.Time) {
 // forwardStateless relays a response that matches no client transaction:
 // a 2xx retransmission after the transaction ended, or a stray (RFC 6026
 // §8.3, RFC 3261 §16.11). Our Via must be on top; otherwise it is dropped.
-func (w *Worker) forwardStateless(res *sip.Response) {
+func (w *Worker) forwardStateless(in transport.Inbound, res *sip.Response) {
 	v := res.Via()
 	if v == nil || !w.isOurs(v.Host, v.Port) {
 		w.counters.StrayDropped.Add(1)
@@ -312,5 +326,12 @@ func (w *Worker) forwardStateless(res *sip.Response) {
 	out := transport.Outbound{Proto: t.proto, From: l.Addr, To: t.addr, Socket: w.opt.Index}
 	if err := w.write(&out, fwd); err == nil {
 		w.counters.StatelessForwards.Add(1)
+		if w.opt.Txns != nil {
+			rec := w.newRecord(observe.TxnStateless, res, in.Mono)
+			w.recordIn(rec, in, res)
+			w.recordOut(rec, &out, fwd, 1, false)
+			rec.End = observe.Monotonic()
+			w.opt.Txns.Txn(rec)
+		}
 	}
 }

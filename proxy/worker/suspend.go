@@ -27,6 +27,7 @@ import (
 
 // QueueBinding is a named suspend queue as a worker uses it.
 type QueueBinding struct {
+	Name    string
 	Queue   *suspend.Queue
 	Delay   time.Duration
 	MaxWait time.Duration
@@ -37,6 +38,7 @@ type QueueBinding struct {
 // client maps its own timeouts to on_timeout; OnError answers a lookup the
 // client cannot even accept (its queue is full or it has stopped).
 type LookupBinding struct {
+	Name    string
 	Client  *lookup.Client
 	MaxWait time.Duration
 	OnError config.Reply
@@ -139,19 +141,25 @@ func (w *Worker) suspendOnQueue(ctx *serverCtx, qb *QueueBinding, now time.Time)
 	if !qb.Queue.Enqueue(t) {
 		// Never silent: Kamailio's mqueue would evict its oldest entry
 		// and that call would die 30 s later with a 408.
+		w.recordWaitStart(ctx, qb.Name, "queue", nil)
+		w.recordWaitEnd(ctx, "overflow")
 		w.respondReply(ctx, qb.OnFull, now)
 		return
 	}
-	w.park(ctx, &suspension{id: id, queue: qb, ticket: t, deadline: now.Add(qb.MaxWait)}, now)
+	s := &suspension{id: id, queue: qb, ticket: t, deadline: now.Add(qb.MaxWait)}
+	w.recordWaitStart(ctx, qb.Name, "queue", s)
+	w.park(ctx, s, now)
 }
 
 // suspendAsync suspends ctx while start runs async work off the worker;
 // the result continues routing here. This is the Go API behind routes that
 // use an HTTP lookup, and the hook for any other async routing step.
-func (w *Worker) suspendAsync(ctx *serverCtx, maxWait time.Duration, onError config.Reply, start AsyncStart, now time.Time) {
+func (w *Worker) suspendAsync(ctx *serverCtx, name string, maxWait time.Duration, onError config.Reply, start AsyncStart, now time.Time) {
 	id := w.nextSeq()
+	w.recordWaitStart(ctx, name, "lookup", nil)
 	w.park(ctx, &suspension{id: id, deadline: now.Add(maxWait)}, now)
 	if !start(func(r AsyncResult) { w.post(resumption{id: id, result: &r}) }) {
+		w.recordWaitEnd(ctx, "error")
 		w.endSuspension(ctx)
 		w.respondReply(ctx, onError, now)
 	}
@@ -180,7 +188,7 @@ func (w *Worker) startLookup(ctx *serverCtx, name string, now time.Time) {
 		lr.To = t.Address.String()
 	}
 	w.counters.Lookups.Add(1)
-	w.suspendAsync(ctx, lb.MaxWait, lb.OnError, func(done func(AsyncResult)) bool {
+	w.suspendAsync(ctx, name, lb.MaxWait, lb.OnError, func(done func(AsyncResult)) bool {
 		return lb.Client.Lookup(lr, func(res lookup.Result) {
 			switch {
 			case res.Reply != nil:
@@ -230,12 +238,21 @@ func (w *Worker) handleResume(r resumption, now time.Time) {
 		return
 	}
 	if r.ticket != nil && w.opt.RejectQueued && w.shuttingDown.Load() {
+		w.recordWaitEnd(ctx, "rejected")
 		w.abandonSuspension(ctx)
 		w.respondLocal(ctx, 503, "Shutting Down", now)
 		return
 	}
 	if r.ticket != nil && ctx.susp.queue != nil {
 		ctx.susp.queue.Queue.ObserveResume(*r.ticket, now)
+	}
+	switch {
+	case r.result == nil:
+		w.recordWaitEnd(ctx, "released")
+	case r.result.Reply != nil:
+		w.recordWaitEnd(ctx, "error")
+	default:
+		w.recordWaitEnd(ctx, "done")
 	}
 	w.endSuspension(ctx)
 	w.counters.Resumed.Add(1)
@@ -272,6 +289,7 @@ func (w *Worker) suspensionExpired(ctx *serverCtx, now time.Time) {
 		s.queue.Queue.CountExpired()
 	}
 	w.counters.SuspendExpired.Add(1)
+	w.recordWaitEnd(ctx, "expired")
 	w.endSuspension(ctx)
 	w.respondLocal(ctx, 408, "Request Timeout", now)
 }
@@ -282,6 +300,7 @@ func (w *Worker) abandonSuspension(ctx *serverCtx) {
 	if s := ctx.susp; s != nil && s.queue != nil {
 		s.queue.Queue.CountCancelled()
 	}
+	w.recordWaitEnd(ctx, "cancelled")
 	w.endSuspension(ctx)
 }
 
@@ -315,6 +334,7 @@ func (w *Worker) rejectSuspended(now time.Time) {
 		if ctx.susp.queue == nil {
 			continue // async work finishes on its own, bounded by its timeout
 		}
+		w.recordWaitEnd(ctx, "rejected")
 		w.abandonSuspension(ctx)
 		w.respondLocal(ctx, 503, "Shutting Down", now)
 	}

@@ -213,7 +213,7 @@ func TestAsyncContinuation(t *testing.T) {
 	in := inbound(m, uacAddr)
 	ctx := w.newServerCtx("k2", in, m.(*sip.Request), now)
 	ctx.first, _ = w.prepare(ctx)
-	w.suspendAsync(ctx, time.Second, config.Reply{Code: 500, Reason: "Lookup Failed"}, func(d func(AsyncResult)) bool {
+	w.suspendAsync(ctx, "test", time.Second, config.Reply{Code: 500, Reason: "Lookup Failed"}, func(d func(AsyncResult)) bool {
 		done = d
 		return true
 	}, now)
@@ -226,7 +226,7 @@ func TestAsyncContinuation(t *testing.T) {
 	// Work that cannot start is answered with on_error at once.
 	m3 := msg(t, strings.NewReplacer("call-1@test", "call-3@test", "z9hG4bK-uac-1", "z9hG4bK-uac-3").Replace(invite))
 	ctx3 := w.newServerCtx("k3", inbound(m3, uacAddr), m3.(*sip.Request), now)
-	w.suspendAsync(ctx3, time.Second, config.Reply{Code: 500, Reason: "Lookup Failed"}, func(func(AsyncResult)) bool { return false }, now)
+	w.suspendAsync(ctx3, "test", time.Second, config.Reply{Code: 500, Reason: "Lookup Failed"}, func(func(AsyncResult)) bool { return false }, now)
 	if got := codes(responsesTo(rec.take(), uacAddr)); len(got) != 1 || got[0] != 500 {
 		t.Fatalf("unstartable async work answered %v, want [500]", got)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"golang.org/x/sys/unix"
 
+	"sipvigil/proxy/observe"
 	"sipvigil/proxy/route"
 	"sipvigil/proxy/transport"
 	"sipvigil/proxy/txn"
@@ -52,6 +53,12 @@ type Options struct {
 	RejectQueued bool                      // on shutdown answer suspended requests 503 instead of releasing them
 	Out          Sender
 	Pick         func(callID string) int // the dispatcher's Call-ID → worker map
+	// Txns, if set, receives a record of every transaction (see
+	// record.go); nil costs nothing.
+	Txns observe.TxnObserver
+	// KernelStamps gives every recorded outbound message an
+	// observe.Stamp for the eBPF matcher to fill (only with Txns).
+	KernelStamps bool
 	Log          *slog.Logger
 }
 
@@ -76,6 +83,7 @@ type Worker struct {
 	timer        *time.Timer
 	rnd          *rand.PCG
 	seq          uint64
+	packetSeq    uint64 // outbound packet IDs (packetID)
 	buf          bytes.Buffer
 	hops         []*route.Hop // scratch for route plans
 	sets         map[string]*route.Set
@@ -89,6 +97,7 @@ type Worker struct {
 	drainTimer    timed
 
 	counters Counters
+	fault    faultState // test-only fault injection (fault_on.go)
 }
 
 // control carries events that come from other goroutines: asynchronous
@@ -133,6 +142,7 @@ func New(opt Options) *Worker {
 		rnd:       rand.NewPCG(uint64(time.Now().UnixNano()), uint64(opt.Index)+1),
 		drained:   make(chan struct{}),
 	}
+	w.initFaults()
 	w.drainTimer = timed{index: -1, fire: func(w *Worker, now time.Time) { w.drainExpired(now) }}
 	w.opt.Log = opt.Log.With("worker", opt.Index)
 	w.names = ourNames(opt.Locals)

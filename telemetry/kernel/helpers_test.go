@@ -59,6 +59,7 @@ func newTestMatcher(t testing.TB, cfg Config) (*Matcher, *sink) {
 		cfg.LocalPorts = []uint16{5060}
 	}
 	s := &sink{}
+	cfg.Text = true // the tests check the copied text too
 	return NewMatcher(cfg, NewClock(), s.add), s
 }
 

@@ -60,6 +60,7 @@ type Matcher struct {
 	kern       *table[kernVal]
 	pkt        *table[PacketInfo]
 	cont       *table[contVal]
+	text       bool  // Config.Text
 	now        int64 // newest mono seen
 	nextExpire int64
 	st         MatcherStats // counters guarded by mu
@@ -88,6 +89,7 @@ func NewMatcher(cfg Config, clock *Clock, out func(Match)) *Matcher {
 	}
 	m := &Matcher{
 		ttl:     int64(cfg.TTL),
+		text:    cfg.Text,
 		hashLen: cfg.HashLen,
 		seed:    maphash.MakeSeed(),
 		clock:   clock,
@@ -131,7 +133,10 @@ func (m *Matcher) AddPacket(p *observe.Packet) {
 	var info PacketInfo
 	info.Dir, info.Proto, info.Local, info.Remote = p.Dir, p.Proto, p.Local, p.Remote
 	info.ConnID, info.Mono, info.Len = p.ConnID, p.Mono, len(p.Data)
-	info.fillText(p.Data)
+	info.ID, info.Stamp = p.ID, p.Stamp
+	if m.text {
+		info.fillText(p.Data)
+	}
 
 	var mt Match
 	m.mu.Lock()
@@ -390,6 +395,9 @@ func (m *Matcher) kernelSide(mt *Match, k *key, mono int64, kv kernVal) bool {
 }
 
 func (m *Matcher) fill(mt *Match, info *PacketInfo, kmono int64, kv *kernVal) {
+	if info.Stamp != nil {
+		info.Stamp.Set(kmono, kv.ifindex)
+	}
 	mt.Packet = *info
 	mt.KernelMono = kmono
 	mt.Ifindex = kv.ifindex

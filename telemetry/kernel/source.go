@@ -27,12 +27,16 @@ type SourceConfig struct {
 	ForceLegacy bool
 	RingBytes   int
 	TTL         time.Duration
-	Logger      *slog.Logger
+	// Text keeps each matched message's first line, Call-ID and CSeq
+	// (Config.Text), for --kernel-dump.
+	Text   bool
+	Logger *slog.Logger
 }
 
 // wakeupBytes is how much must wait in the ring before the kernel wakes the
 // reader; below it the reader's 2 ms poll collects the events. 64 KiB is
-// about 30 records: a few hundred µs of a busy proxy's traffic.
+// about 100 records of a typical SIP message: a few ms of a busy proxy's
+// traffic.
 const wakeupBytes = 64 << 10
 
 // Source runs the kernel capture: it reads bpf ring-buffer records, turns
@@ -80,7 +84,7 @@ func OpenSource(cfg SourceConfig, out func(Match)) (*Source, error) {
 		return nil, err
 	}
 	clock := NewClock()
-	m := NewMatcher(Config{TTL: cfg.TTL, LocalPorts: ports}, clock, out)
+	m := NewMatcher(Config{TTL: cfg.TTL, LocalPorts: ports, Text: cfg.Text}, clock, out)
 	return &Source{capture: c, matcher: m, clock: clock, ifaces: ifaces, log: log}, nil
 }
 

@@ -60,8 +60,10 @@ type PacketInfo struct {
 	Local  netip.AddrPort
 	Remote netip.AddrPort
 	ConnID uint64
-	Mono   int64 // proxy's CLOCK_MONOTONIC ns (after read / after write)
-	Len    int   // message length
+	ID     uint64         // observe.Packet.ID
+	Stamp  *observe.Stamp // filled with the kernel time on match
+	Mono   int64          // proxy's CLOCK_MONOTONIC ns (after read / after write)
+	Len    int            // message length
 
 	summaryLen, callIDLen, cseqLen uint8
 	summary                        [summaryCap]byte
@@ -115,6 +117,11 @@ type Config struct {
 	// LocalPorts are the proxy's SIP listen ports. An ingress event to one
 	// of them, or an egress event from one, is the proxy's own packet.
 	LocalPorts []uint16
+	// Text copies each message's first line, Call-ID and CSeq into its
+	// PacketInfo (Summary, CallID, CSeq) for dumps. Off by default: it is
+	// a header scan per message that traces do not need (the workers'
+	// records carry those facts).
+	Text bool
 	// HashLen is how many leading payload bytes identify a message
 	// (default 256). The BPF snap length must be at least this.
 	HashLen int

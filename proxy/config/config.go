@@ -56,6 +56,8 @@ type Config struct {
 	Shutdown     Shutdown
 	Log          Log
 	EBPF         EBPF
+	Tracing      Tracing
+	Metrics      Metrics
 	Destinations map[string]*DestinationSet
 	// Routes keeps config order; the matcher tries the "default" route last
 	// wherever it is written.
@@ -163,6 +165,49 @@ type EBPF struct {
 	LegacyTC   bool     // force clsact + bpf filter instead of TCX
 	RingBuffer int      // ring buffer bytes
 	MatchTTL   time.Duration
+}
+
+// Tracing configures OpenTelemetry export (docs/tracing.md). Unset fields
+// are filled from the standard OTEL_* environment variables at startup;
+// with neither, tracing is off.
+type Tracing struct {
+	// Enabled: nil = on when an endpoint is configured here or in
+	// OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT; false forces it off.
+	Enabled            *bool
+	Endpoint           string // host:port or URL
+	Protocol           string // "", TracingHTTP or TracingGRPC
+	Headers            map[string]string
+	Insecure           bool
+	CAFile             string
+	CertFile           string
+	KeyFile            string
+	Compression        string  // "", "gzip" or "none"
+	SampleRatio        float64 // -1: unset (environment or 1)
+	QueueSize          int
+	BatchSize          int
+	BatchTimeout       time.Duration
+	ExportTimeout      time.Duration
+	ServiceName        string
+	ResourceAttributes map[string]string
+	Redact             string // RedactNone, RedactHash or RedactDrop
+	// Settle: how long a finished transaction waits for its last kernel
+	// timestamps before it is checked and exported.
+	Settle time.Duration
+}
+
+// Tracing protocols and redaction modes.
+const (
+	TracingHTTP = "http/protobuf"
+	TracingGRPC = "grpc"
+	RedactNone  = "none"
+	RedactHash  = "hash"
+	RedactDrop  = "drop"
+)
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is host:port for /metrics, /healthz and /readyz; "" = off.
+	Listen string
 }
 
 // Shutdown controls graceful termination.
@@ -384,6 +429,7 @@ func defaults() *Config {
 		Shutdown: Shutdown{Grace: 32 * time.Second, Queued: ShutdownRelease},
 		EBPF:     EBPF{Mode: EBPFAuto, Snaplen: 2048, RingBuffer: 32 << 20, MatchTTL: 2 * time.Second},
 		Log:      Log{Level: "info", Format: "text"},
+		Tracing:  Tracing{SampleRatio: -1, Redact: RedactNone, Settle: 250 * time.Millisecond},
 	}
 }
 

@@ -215,6 +215,12 @@ func (p *parser) top(n *yaml.Node) error {
 				"match_ttl": durField(&p.decoder, &c.EBPF.MatchTTL, "ebpf.match_ttl", 10*time.Millisecond),
 			})
 		},
+		"tracing": func(k, v *yaml.Node) error { return p.tracing(v) },
+		"metrics": func(k, v *yaml.Node) error {
+			return p.mapping(v, "metrics", map[string]field{
+				"listen": func(_, v *yaml.Node) error { return p.metricsListen(v) },
+			})
+		},
 		"queues":  func(k, v *yaml.Node) error { return p.queues(v) },
 		"suspend": func(k, v *yaml.Node) error { return p.suspend(v) },
 		"lookups": func(k, v *yaml.Node) error { return p.lookups(v) },
@@ -856,5 +862,104 @@ func resolveHop(res resolver, h *Hop) error {
 	}
 	// The resolver already orders by RFC 6724 preference.
 	h.Addr = netip.AddrPortFrom(addrs[0].Unmap(), uint16(h.Port))
+	return nil
+}
+
+func strField(d *decoder, dst *string, path string) field {
+	return func(_, v *yaml.Node) (err error) {
+		*dst, err = d.str(v, path)
+		return err
+	}
+}
+
+func (p *parser) tracing(v *yaml.Node) error {
+	c := &p.cfg.Tracing
+	return p.mapping(v, "tracing", map[string]field{
+		"enabled": func(_, v *yaml.Node) error {
+			b, err := p.bool(v, "tracing.enabled")
+			c.Enabled = &b
+			return err
+		},
+		"endpoint":    strField(&p.decoder, &c.Endpoint, "tracing.endpoint"),
+		"protocol":    enumField(&p.decoder, &c.Protocol, "tracing.protocol", TracingHTTP, TracingGRPC),
+		"headers":     func(_, v *yaml.Node) (err error) { c.Headers, err = p.stringMap(v, "tracing.headers"); return err },
+		"insecure":    boolField(&p.decoder, &c.Insecure, "tracing.insecure"),
+		"ca_file":     strField(&p.decoder, &c.CAFile, "tracing.ca_file"),
+		"cert_file":   strField(&p.decoder, &c.CertFile, "tracing.cert_file"),
+		"key_file":    strField(&p.decoder, &c.KeyFile, "tracing.key_file"),
+		"compression": enumField(&p.decoder, &c.Compression, "tracing.compression", "gzip", "none"),
+		"sample_ratio": func(_, v *yaml.Node) (err error) {
+			c.SampleRatio, err = p.ratio(v, "tracing.sample_ratio")
+			return err
+		},
+		"queue_size":     intField(&p.decoder, &c.QueueSize, "tracing.queue_size", 64, 1<<22),
+		"batch_size":     intField(&p.decoder, &c.BatchSize, "tracing.batch_size", 1, 1<<16),
+		"batch_timeout":  durField(&p.decoder, &c.BatchTimeout, "tracing.batch_timeout", time.Millisecond),
+		"export_timeout": durField(&p.decoder, &c.ExportTimeout, "tracing.export_timeout", time.Millisecond),
+		"service_name":   strField(&p.decoder, &c.ServiceName, "tracing.service_name"),
+		"resource_attributes": func(_, v *yaml.Node) (err error) {
+			c.ResourceAttributes, err = p.stringMap(v, "tracing.resource_attributes")
+			return err
+		},
+		"redact": enumField(&p.decoder, &c.Redact, "tracing.redact", RedactNone, RedactHash, RedactDrop),
+		"settle": durField(&p.decoder, &c.Settle, "tracing.settle", time.Millisecond),
+	})
+}
+
+// ratio parses a number in [0, 1].
+func (p *parser) ratio(v *yaml.Node, path string) (float64, error) {
+	if err := p.scalar(v, path, "a number from 0 to 1"); err != nil {
+		return 0, err
+	}
+	f, err := strconv.ParseFloat(v.Value, 64)
+	if err != nil || (v.ShortTag() != "!!float" && v.ShortTag() != "!!int") {
+		return 0, p.errf(v, "%s: want a number from 0 to 1, got %q", path, v.Value)
+	}
+	if f < 0 || f > 1 {
+		return 0, p.errf(v, "%s: %s out of range 0-1", path, v.Value)
+	}
+	return f, nil
+}
+
+// stringMap parses a mapping of strings to strings.
+func (p *parser) stringMap(v *yaml.Node, path string) (map[string]string, error) {
+	v = deref(v)
+	if isNull(v) {
+		return nil, nil
+	}
+	if v.Kind != yaml.MappingNode {
+		return nil, p.errf(v, "%s: want a mapping of names to strings, got %s", path, describe(v))
+	}
+	m := make(map[string]string, len(v.Content)/2)
+	for i := 0; i+1 < len(v.Content); i += 2 {
+		k, val := v.Content[i], deref(v.Content[i+1])
+		name, err := p.str(k, path)
+		if err != nil {
+			return nil, err
+		}
+		s, err := p.str(val, path+"."+name)
+		if err != nil {
+			return nil, err
+		}
+		m[name] = s
+	}
+	return m, nil
+}
+
+// metricsListen parses metrics.listen: host:port with an IP literal, or
+// "" / off to disable the endpoint.
+func (p *parser) metricsListen(v *yaml.Node) error {
+	s, err := p.str(v, "metrics.listen")
+	if err != nil {
+		return err
+	}
+	if s == "" || s == "off" {
+		p.cfg.Metrics.Listen = ""
+		return nil
+	}
+	if _, err := netip.ParseAddrPort(s); err != nil {
+		return p.errf(v, "metrics.listen: %q is not an IP:port (e.g. 127.0.0.1:9464), or off", s)
+	}
+	p.cfg.Metrics.Listen = s
 	return nil
 }

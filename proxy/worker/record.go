@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"time"
+
 	"github.com/emiago/sipgo/sip"
 
 	"sipvigil/proxy/observe"
@@ -127,12 +129,15 @@ func (w *Worker) closeRecord(ctx *serverCtx, final int) {
 	w.opt.Txns.Txn(t)
 }
 
-// recordWaitStart notes that ctx's request was suspended.
-func (w *Worker) recordWaitStart(ctx *serverCtx, name, kind string, s *suspension) {
+// recordWaitStart notes that ctx's request was suspended at now: the
+// instant the queue counts its delay from (Ticket.Enqueued), so a recorded
+// wait is never shorter than the delay even when the worker's thread was
+// descheduled between taking now and suspending.
+func (w *Worker) recordWaitStart(ctx *serverCtx, name, kind string, s *suspension, now time.Time) {
 	if ctx.rec == nil {
 		return
 	}
-	wt := observe.Wait{Queue: name, Kind: kind, Start: observe.Monotonic()}
+	wt := observe.Wait{Queue: name, Kind: kind, Start: observe.Monotonic() - int64(time.Since(now))}
 	if s != nil && s.queue != nil {
 		wt.Delay = s.queue.Delay
 	}

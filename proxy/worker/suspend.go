@@ -141,13 +141,13 @@ func (w *Worker) suspendOnQueue(ctx *serverCtx, qb *QueueBinding, now time.Time)
 	if !qb.Queue.Enqueue(t) {
 		// Never silent: Kamailio's mqueue would evict its oldest entry
 		// and that call would die 30 s later with a 408.
-		w.recordWaitStart(ctx, qb.Name, "queue", nil)
+		w.recordWaitStart(ctx, qb.Name, "queue", nil, now)
 		w.recordWaitEnd(ctx, "overflow")
 		w.respondReply(ctx, qb.OnFull, now)
 		return
 	}
 	s := &suspension{id: id, queue: qb, ticket: t, deadline: now.Add(qb.MaxWait)}
-	w.recordWaitStart(ctx, qb.Name, "queue", s)
+	w.recordWaitStart(ctx, qb.Name, "queue", s, now)
 	w.park(ctx, s, now)
 }
 
@@ -156,7 +156,7 @@ func (w *Worker) suspendOnQueue(ctx *serverCtx, qb *QueueBinding, now time.Time)
 // use an HTTP lookup, and the hook for any other async routing step.
 func (w *Worker) suspendAsync(ctx *serverCtx, name string, maxWait time.Duration, onError config.Reply, start AsyncStart, now time.Time) {
 	id := w.nextSeq()
-	w.recordWaitStart(ctx, name, "lookup", nil)
+	w.recordWaitStart(ctx, name, "lookup", nil, now)
 	w.park(ctx, &suspension{id: id, deadline: now.Add(maxWait)}, now)
 	if !start(func(r AsyncResult) { w.post(resumption{id: id, result: &r}) }) {
 		w.recordWaitEnd(ctx, "error")

@@ -1,0 +1,80 @@
+package metrics
+
+import (
+	"encoding/hex"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"sipvigil/proxy/observe"
+	"sipvigil/telemetry/evidence"
+	"sipvigil/telemetry/order"
+)
+
+// Evidence is the evidence.Sink behind the ordering and kernel-to-kernel
+// latency metrics.
+type Evidence struct {
+	violations *prometheus.CounterVec
+	forward    *prometheus.HistogramVec
+	sampled    func(traceID [16]byte) bool
+}
+
+// NewEvidence registers the metrics on reg. sampled reports whether a
+// call's trace is exported (exemplars only point at traces that exist);
+// nil means no exemplars.
+func NewEvidence(reg prometheus.Registerer, sampled func(traceID [16]byte) bool) *Evidence {
+	e := &Evidence{
+		violations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sipvigil_order_violations_total",
+			Help: "Messages the proxy forwarded out of order (online monitor), by kind: response_reorder, provisional_after_final, request_reorder.",
+		}, []string{"kind"}),
+		forward: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "sipvigil_forward_latency_seconds",
+			Help: "Time a forwarded message spent in the proxy, kernel ingress to kernel egress (queue waits included), by kind: request or response.",
+			// 10 µs .. 10 s: a relayed response takes tens of µs, a queued
+			// re-INVITE its delay, a lookup up to its timeout.
+			Buckets: prometheus.ExponentialBucketsRange(10e-6, 10, 25),
+		}, []string{"kind"}),
+		sampled: sampled,
+	}
+	reg.MustRegister(e.violations, e.forward)
+	for _, k := range order.Kinds {
+		e.violations.WithLabelValues(k) // every kind is a series from the start
+	}
+	e.forward.WithLabelValues("request")
+	e.forward.WithLabelValues("response")
+	return e
+}
+
+// Export implements evidence.Sink.
+func (e *Evidence) Export(t *evidence.Txn) {
+	for _, v := range t.Violations {
+		e.violations.WithLabelValues(v.Kind).Inc()
+	}
+	var labels prometheus.Labels
+	if e.sampled != nil {
+		if id := evidence.TraceID(t.CallID); e.sampled(id) {
+			labels = prometheus.Labels{"trace_id": hex.EncodeToString(id[:])}
+		}
+	}
+	for i := range t.Msgs {
+		m := &t.Msgs[i]
+		if m.Dir != observe.Out || m.Relays <= 0 || m.Relays > len(t.Msgs) || m.Retransmission || m.Source != evidence.SourceKernel {
+			continue
+		}
+		src := &t.Msgs[m.Relays-1]
+		if src.Source != evidence.SourceKernel {
+			continue
+		}
+		kind := "response"
+		if m.Status == 0 {
+			kind = "request"
+		}
+		secs := float64(m.Mono-src.Mono) / 1e9
+		h := e.forward.WithLabelValues(kind)
+		if labels != nil {
+			h.(prometheus.ExemplarObserver).ObserveWithExemplar(secs, labels)
+		} else {
+			h.Observe(secs)
+		}
+	}
+}

@@ -12,7 +12,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build run test deps test-unit test-e2e lint generate check-generated bench bench-capacity bench-reorder bench-suspend bench-ebpf clean
+.PHONY: all build run test deps test-unit test-e2e lint generate check-generated bench bench-capacity bench-reorder bench-suspend bench-ebpf bench-trace jaeger clean
 
 all: build
 
@@ -73,6 +73,12 @@ bench-suspend: build
 # drops) and the programs' CPU cost per packet; needs root.
 bench-ebpf: build
 	./bench/ebpf.sh
+
+# Capacity with tracing off and on (100% sampling, eBPF on in both) in the
+# same run (ratio >= 0.90, 0 spans dropped); needs root.
+bench-trace: build
+	$(GO) build -o bin/otlpsink ./bench/otlpsink
+	./bench/trace.sh
 
 clean:
 	rm -rf bin

@@ -34,6 +34,9 @@ EBPF_SET=0           # --ebpf given: RESULT line and results file name say ebpf=
 FIXED_RATE=0         # --rate R: one trial at R, no search
 BPF_PROG_STATS=0     # --bpf-prog-stats: per-program run_cnt/run_time_ns deltas over the UAC run
 FAIL_ON_RING_DROPS=0 # --fail-on-ring-drops: an eBPF ring-buffer drop fails the trial
+TRACING=off          # sipvigil tracing for the trials: off (default) or on (100% sampling to bin/otlpsink)
+TRACING_SET=0        # --tracing given: the config gets a tracing section, RESULT/file name say tracing=on|off
+FAIL_ON_SPANS_DROPPED=0 # --fail-on-spans-dropped: a lost span (or no tracing stats) fails the trial
 QUEUE_DELAY_MS=0     # per-call time the queue adds (10 with --reinvite-queue on)
 
 usage() {
@@ -55,6 +58,13 @@ usage: bench/capacity.sh [options]
   --fail-on-ring-drops        with --ebpf on: a trial with ring_drops > 0 (or no ebpf stats) fails
   --bpf-prog-stats            with --ebpf on: report run_cnt/run_time_ns of the proxy's BPF programs
                               (bpftool) over each UAC run; needs kernel.bpf_stats_enabled=1 (bench/ebpf.sh)
+  --tracing on|off            sipvigil only: on = trace every call (sample_ratio 1.0) over OTLP/HTTP to a
+                              fresh bench/otlpsink per trial (bin/otlpsink, built if missing); each trial
+                              reports the proxy's shutdown "tracing stats" and "evidence stats" (spans,
+                              spans_exported, spans_export_failed, evidence_dropped, spans_dropped);
+                              off = tracing: {enabled: false} (default: no tracing section at all)
+  --fail-on-spans-dropped     with --tracing on: a trial with spans_dropped > 0, unflushed spans, no spans
+                              or no tracing stats fails
   --rate RATE                 one trial at RATE cps, no search (overrides --start/--max)
   --reinvite-queue on|off     sipvigil only: on = add the default reinvite-delay recipe (queue
                               "reinvite", delay 10ms, consumers 1, capacity 10000, max_wait 5s,
@@ -96,6 +106,8 @@ while (($#)); do
 	--ebpf) EBPF=${2:?}; EBPF_SET=1; shift 2 ;;
 	--fail-on-ring-drops) FAIL_ON_RING_DROPS=1; shift ;;
 	--bpf-prog-stats) BPF_PROG_STATS=1; shift ;;
+	--tracing) TRACING=${2:?}; TRACING_SET=1; shift 2 ;;
+	--fail-on-spans-dropped) FAIL_ON_SPANS_DROPPED=1; shift ;;
 	--rate) FIXED_RATE=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -150,9 +162,37 @@ if ((BPF_PROG_STATS || FAIL_ON_RING_DROPS)) && [[ $EBPF != on ]]; then
 fi
 ((BPF_PROG_STATS)) && need_cmd bpftool
 
+[[ $TRACING =~ ^(on|off)$ ]] || die "--tracing must be on or off"
+OTEL_CLEARED=()
+if [[ $PROXY == sipvigil ]]; then
+	if ((TRACING_SET)); then
+		SIPVIGIL_TRACING=$TRACING
+		# The config section is the only source: the proxy fills unset tracing
+		# keys from OTEL_* (an endpoint there would turn tracing on in an
+		# "off" run, a sampler or compression would change the "on" one).
+		for v in $(compgen -e); do
+			if [[ $v == OTEL_* ]]; then OTEL_CLEARED+=("$v"); unset "$v"; fi
+		done
+	fi
+	if [[ $TRACING == on ]]; then
+		# info: the proxy logs "tracing stats" and "evidence stats" when it
+		# exits; the span flush may take a few seconds after the drain.
+		SIPVIGIL_LOG_LEVEL=info
+		((PROXY_STOP_WAIT >= 20)) || PROXY_STOP_WAIT=20
+	fi
+else
+	TRACING_SET=0
+	[[ $TRACING == off ]] || die "--tracing on only applies to sipvigil"
+fi
+if ((FAIL_ON_SPANS_DROPPED)) && [[ $TRACING != on ]]; then
+	die "--fail-on-spans-dropped needs --tracing on"
+fi
+
 proxy_check_tools
 [[ $REINVITE_QUEUE == on ]] && sipvigil_require_queues
 [[ $EBPF == on ]] && sipvigil_require_ebpf
+((TRACING_SET)) && sipvigil_require_tracing
+if [[ $TRACING == on ]]; then ensure_otlpsink; fi
 scenario_files "$SCENARIO"
 bench_init
 
@@ -162,7 +202,9 @@ if [[ $SCENARIO == reinvite || $REINVITE_QUEUE_SET == 1 ]] && [[ $PROXY == sipvi
 fi
 EBPF_LABEL=""
 ((EBPF_SET)) && EBPF_LABEL=$EBPF
-RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO${RQ_LABEL:+-queue-$RQ_LABEL}${EBPF_LABEL:+-ebpf-$EBPF_LABEL}$( ((FIXED_RATE)) && echo "-r$FIXED_RATE")-$(date +%Y%m%d-%H%M%S).txt"
+TRACING_LABEL=""
+((TRACING_SET)) && TRACING_LABEL=$TRACING
+RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO${RQ_LABEL:+-queue-$RQ_LABEL}${EBPF_LABEL:+-ebpf-$EBPF_LABEL}${TRACING_LABEL:+-tracing-$TRACING_LABEL}$( ((FIXED_RATE)) && echo "-r$FIXED_RATE")-$(date +%Y%m%d-%H%M%S).txt"
 : >"$RESULT_FILE"
 
 CHILDREN_LABEL=$CHILDREN
@@ -173,6 +215,14 @@ out "# capacity: scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s s
 out "# pass = UAC rc 0, failed=0, ok=rate*duration, elapsed <= duration*$STRETCH+${SLACK}s(+ring+hold$( ((QUEUE_DELAY_MS)) && echo "+queue delay ${QUEUE_DELAY_MS}ms"))$( ((FAIL_ON_RETRANS)) && echo ', no retransmissions')"
 if [[ -n $EBPF_LABEL ]]; then
 	out "# ebpf: $EBPF$([[ $EBPF == on ]] && echo " (TC capture on lo; trial lines add the proxy's shutdown ebpf stats; note=ebpf-ring-drops/ebpf-unmatched/ebpf-no-stats mark a trial$( ((FAIL_ON_RING_DROPS)) && echo ', ring drops fail it'))")"
+fi
+if [[ -n $TRACING_LABEL ]]; then
+	if [[ $TRACING == on ]]; then
+		out "# tracing: on (sample_ratio 1.0, OTLP/HTTP to bench/otlpsink on 127.0.0.1, a fresh one per trial${SIPVIGIL_TRACING_EXTRA:+; extra: $SIPVIGIL_TRACING_EXTRA}; trial lines add the proxy's shutdown tracing/evidence stats; spans_dropped = spans_export_failed + evidence_dropped$( ((FAIL_ON_SPANS_DROPPED)) && echo ', a dropped span fails the trial'))"
+	else
+		out "# tracing: off (tracing: {enabled: false})"
+	fi
+	((${#OTEL_CLEARED[@]})) && out "# tracing: ignored (unset for the proxy) from the environment: ${OTEL_CLEARED[*]}"
 fi
 ((FIXED_RATE)) && out "# fixed rate: one trial at $FIXED_RATE cps, no search"
 if [[ -n $RQ_LABEL ]]; then
@@ -192,6 +242,7 @@ BEST_RATE=0
 BEST_CPU1K=""
 BEST_LINE=""
 BEST_EBPF=""      # "ring_drops=N ..." of the best passing trial (--ebpf on)
+BEST_TRACING=""   # "spans_dropped=N ..." of the best passing trial (--tracing on)
 FOREIGN_BPF=0     # some trial ran while another process's sipcap programs were loaded
 SIPP_SATURATED=0
 TRIAL_SUMMARY=()
@@ -210,6 +261,9 @@ run_trial() {
 	alloc_ports
 	log "trial $TRIALS: rate=$rate cps calls=$calls proxy=$PROXY ports proxy=$PROXY_PORT uas=$UAS_PORT uac=$UAC_PORT"
 	start_uas "$dir" $((hard + 30)) || die "could not start the SIPp UAS (see $dir)"
+	if [[ $TRACING == on ]]; then
+		start_otlpsink "$dir" || { KEEP=1; die "could not start bin/otlpsink on 127.0.0.1:$OTLP_PORT (see $dir)"; }
+	fi
 	if ! start_proxy "$dir"; then
 		KEEP=1
 		die "could not start $PROXY (logs in $dir)"
@@ -227,11 +281,14 @@ run_trial() {
 	# packets too: checked before and after the run when --ebpf was given
 	local foreign0="" foreign1=""
 	((EBPF_SET && EUID == 0)) && foreign0=$(foreign_sipcap_progs)
+	local sink0=0 sink1=0
+	[[ -n $SINK_PID ]] && sink0=$(cpu_ticks "$SINK_PID")
 	psi0=$(psi_cpu_us)
 	u0=$(udp_errors)
 	run_uac "$dir" "$rate" "$calls" "$tmo" "$hard" "$target"
 	psi1=$(psi_cpu_us)
 	u1=$(udp_errors)
+	[[ -n $SINK_PID ]] && sink1=$(cpu_ticks "$SINK_PID")
 	((${#bpf_ids[@]})) && mapfile -t bpf1 < <(bpf_prog_snapshot "${bpf_ids[@]}")
 	((EBPF_SET && EUID == 0)) && foreign1=$(foreign_sipcap_progs)
 	# let the UAS write one more stats line (-fd 1) and in-flight retransmissions
@@ -239,6 +296,8 @@ run_trial() {
 	sleep 1
 	stop_sipp
 	stop_proxy
+	# after the proxy: it flushes its last spans to the sink when it exits
+	stop_otlpsink
 	kill_strays
 
 	local csv="$dir/uac_stat.csv" ok failed retrans wd_major wd_minor dead ooc reasons uas_failed
@@ -324,6 +383,62 @@ run_trial() {
 			done
 		fi
 	fi
+	# tracing on: the proxy's shutdown span and evidence counters (whole proxy
+	# lifetime) and the sink's request count. spans_dropped = spans lost to
+	# export errors + transaction records the tracker had to drop (its
+	# hand-off queue was full: those transactions never became spans).
+	local tline="" tnotes=()
+	if [[ $TRACING == on ]]; then
+		local -a ts es2 ss
+		mapfile -t ts < <(sipvigil_stats "$dir/proxy.log" "tracing stats")
+		mapfile -t es2 < <(sipvigil_stats "$dir/proxy.log" "evidence stats")
+		mapfile -t ss < <(otlpsink_counts "$dir/otlpsink.log")
+		local spans exported efailed erecords edropped eresolved mk mu sreq sbytes
+		if ((${#ts[@]})); then
+			spans=$(printf '%s\n' "${ts[@]}" | kv_get spans)
+			exported=$(printf '%s\n' "${ts[@]}" | kv_get exported)
+			efailed=$(printf '%s\n' "${ts[@]}" | kv_get export_failed)
+		fi
+		if ((${#es2[@]})); then
+			erecords=$(printf '%s\n' "${es2[@]}" | kv_get records)
+			edropped=$(printf '%s\n' "${es2[@]}" | kv_get dropped)
+			eresolved=$(printf '%s\n' "${es2[@]}" | kv_get resolved)
+			mk=$(printf '%s\n' "${es2[@]}" | kv_get msgs_kernel)
+			mu=$(printf '%s\n' "${es2[@]}" | kv_get msgs_user)
+		fi
+		if ((${#ss[@]})); then
+			sreq=$(printf '%s\n' "${ss[@]}" | kv_get requests)
+			sbytes=$(printf '%s\n' "${ss[@]}" | kv_get bytes)
+		fi
+		local sink_s
+		sink_s=$(fcalc "($sink1 - $sink0) / $CLK_TCK")
+		if [[ ${spans:-} =~ ^[0-9]+$ && ${exported:-} =~ ^[0-9]+$ && ${efailed:-} =~ ^[0-9]+$ && ${edropped:-} =~ ^[0-9]+$ ]]; then
+			local sdropped=$((efailed + edropped)) unflushed=$((spans - exported - efailed))
+			tline="spans_dropped=$sdropped spans=$spans spans_exported=$exported spans_export_failed=$efailed"
+			tline+=" evidence_records=${erecords:-?} evidence_dropped=$edropped evidence_resolved=${eresolved:-?}"
+			tline+=" msgs_kernel=${mk:-?} msgs_user=${mu:-?}"
+			((unflushed != 0)) && tline+=" spans_unflushed=$unflushed"
+			if ((sdropped > 0)); then
+				tnotes+=("spans-dropped")
+				((FAIL_ON_SPANS_DROPPED)) && why+=("spans_dropped=$sdropped")
+			fi
+			# the flush at exit timed out: those spans never reached the sink
+			if ((unflushed != 0)); then
+				tnotes+=("spans-unflushed")
+				((FAIL_ON_SPANS_DROPPED)) && why+=("spans_unflushed=$unflushed")
+			fi
+			if ((spans == 0 && ok > 0)); then
+				tnotes+=("tracing-no-spans")
+				((FAIL_ON_SPANS_DROPPED)) && why+=("spans=0")
+			fi
+		else
+			# proxy killed before it logged, or a line is missing
+			tline="spans_dropped=na tracing=no-stats(tracing_stats=${#ts[@]},evidence_stats=${#es2[@]})"
+			tnotes+=("tracing-no-stats")
+			((FAIL_ON_SPANS_DROPPED)) && why+=("tracing=no-stats")
+		fi
+		tline+=" sink_requests=${sreq:-?} sink_bytes=${sbytes:-?} sink_cpu=${sink_s}s"
+	fi
 	# --bpf-prog-stats: per-program deltas over the UAC run
 	local bline=""
 	if ((BPF_PROG_STATS)); then
@@ -352,7 +467,7 @@ run_trial() {
 	local verdict=PASS
 	if ((${#why[@]})); then verdict=FAIL; else TRIAL_PASS=1; fi
 
-	local notes=("${enotes[@]}")
+	local notes=("${enotes[@]}" "${tnotes[@]}")
 	if [[ ${foreign0:-0} != 0 || ${foreign1:-0} != 0 ]]; then
 		notes+=("foreign-sipcap-progs(before=${foreign0:-?},after=${foreign1:-?})")
 		FOREIGN_BPF=1
@@ -374,6 +489,7 @@ run_trial() {
 	[[ -n $reinv_rtt ]] && line+=" reinvite_rtt_avg=$reinv_rtt"
 	[[ -n $qline ]] && line+=" $qline"
 	[[ -n $eline ]] && line+=" $eline"
+	[[ -n $tline ]] && line+=" $tline"
 	[[ -n $bline ]] && line+=" $bline"
 	((${#why[@]})) && line+=" why=$(IFS=,; echo "${why[*]}") reasons=$reasons"
 	((${#notes[@]})) && line+=" note=$(IFS=,; echo "${notes[*]}")"
@@ -400,6 +516,7 @@ run_trial() {
 		BEST_CPU1K=$cpu1k
 		BEST_LINE=$line
 		BEST_EBPF=$eline
+		BEST_TRACING=$tline
 	fi
 }
 
@@ -442,6 +559,15 @@ if [[ $EBPF == on ]]; then
 		result+=" ring_drops=na"
 	fi
 fi
+[[ -n $TRACING_LABEL ]] && result+=" tracing=$TRACING_LABEL"
+if [[ $TRACING == on ]]; then
+	# spans dropped in the best passing trial (the capacity's own)
+	if [[ $BEST_TRACING == spans_dropped=* ]]; then
+		result+=" ${BEST_TRACING%% *}"
+	else
+		result+=" spans_dropped=na"
+	fi
+fi
 if [[ $PROXY != direct ]]; then result+=" cpu_per_1000_calls=${BEST_CPU1K:-na} s"; fi
 result+=" trials=$TRIALS [$trials_str]"
 ((capped)) && result+=" capped_by_max=$MAX_RATE"
@@ -450,6 +576,9 @@ out "$result"
 [[ -n $BEST_LINE ]] && out "BEST ${BEST_LINE#TRIAL }"
 if [[ $EBPF == on && -n $BEST_EBPF ]]; then
 	out "EBPF best_rate=$BEST_RATE $BEST_EBPF"
+fi
+if [[ $TRACING == on && -n $BEST_TRACING ]]; then
+	out "TRACING best_rate=$BEST_RATE $BEST_TRACING"
 fi
 if ((SIPP_SATURATED)); then
 	out "NOTE: SIPp looked saturated in at least one trial (a SIPp process near 100% of a core or its watchdog fired)."

@@ -13,6 +13,7 @@ RESULTS_DIR="$BENCH_DIR/results"
 SIPP=${SIPP:-sipp}
 KAMAILIO=${KAMAILIO:-kamailio}
 SIPVIGIL_BIN=${SIPVIGIL_BIN:-$REPO_DIR/bin/sipvigil}
+OTLPSINK_BIN=${OTLPSINK_BIN:-$REPO_DIR/bin/otlpsink}
 CLK_TCK=$(getconf CLK_TCK)
 
 # Tunables shared by both scripts (overridable from the command line).
@@ -31,6 +32,9 @@ KEEP=0                  # keep the temp dir with all logs
 SIPVIGIL_LOG_LEVEL=warn # log level of the generated sipvigil config (info: shutdown queue stats)
 SIPVIGIL_EBPF=off      # ebpf.mode of the proxy under test (capacity.sh --ebpf on)
 SIPVIGIL_EBPF_EXTRA=${SIPVIGIL_EBPF_EXTRA:-}  # more ebpf keys from the environment, e.g. "snaplen: 256"
+SIPVIGIL_TRACING=""     # tracing section of the proxy under test (capacity.sh --tracing): "" = none,
+                        # off = {enabled: false}, on = OTLP/HTTP to the per-trial otlpsink on OTLP_PORT
+SIPVIGIL_TRACING_EXTRA=${SIPVIGIL_TRACING_EXTRA:-}  # more tracing keys (with on), e.g. "compression: none"
 SIPVIGIL_EXTRA_YAML=""  # appended verbatim to the generated sipvigil config (queues, suspend rules)
 PROXY_STOP_WAIT=5       # seconds between TERM and KILL for the proxy (sipvigil needs ~2-3 s
                         # after TERM to drain, linger and log its queue stats)
@@ -39,7 +43,8 @@ WORK=""                 # temp dir, created by bench_init
 PROXY_PID=""            # pid of the proxy main process (== its pgid when setsid worked)
 UAS_PID=""
 UAC_PID=""              # pid of timeout(1) wrapping the UAC
-PROXY_PORT="" UAS_PORT="" UAC_PORT=""
+SINK_PID=""             # pid of bin/otlpsink (capacity.sh --tracing on)
+PROXY_PORT="" UAS_PORT="" UAC_PORT="" OTLP_PORT=""
 UAS_CP="" UAC_CP="" UAS_MP="" UAC_MP=""
 RESULT_FILE=""
 
@@ -176,6 +181,7 @@ bench_cleanup() {
 	trap - EXIT
 	stop_sipp
 	stop_proxy
+	stop_otlpsink
 	kill_strays
 	if ((rc != 0 && rc != 1)) && [[ -n $RESULT_FILE && -f $RESULT_FILE ]]; then
 		printf '# ABORTED (exit %s): incomplete run, no RESULT\n' "$rc" >>"$RESULT_FILE"
@@ -208,6 +214,7 @@ alloc_ports() {
 			PROXY_PORT=$base UAS_PORT=$((base + 1)) UAC_PORT=$((base + 2))
 			UAS_CP=$((base + 3)) UAC_CP=$((base + 4))
 			UAS_MP=$((base + 6)) UAC_MP=$((base + 10))
+			OTLP_PORT=$((base + 14)) # TCP, bin/otlpsink (--tracing on)
 			return 0
 		fi
 	done
@@ -280,6 +287,14 @@ start_proxy() {
 			routes: [{name: default, to: uas}]
 			ebpf: {mode: $SIPVIGIL_EBPF${SIPVIGIL_EBPF_EXTRA:+, $SIPVIGIL_EBPF_EXTRA}}
 		EOF
+		case $SIPVIGIL_TRACING in
+		on)
+			[[ -n $OTLP_PORT ]] || { log "tracing on but no OTLP_PORT"; return 1; }
+			printf 'tracing: {endpoint: "127.0.0.1:%s", insecure: true, sample_ratio: 1.0%s}\n' \
+				"$OTLP_PORT" "${SIPVIGIL_TRACING_EXTRA:+, $SIPVIGIL_TRACING_EXTRA}" >>"$dir/sipvigil.yaml"
+			;;
+		off) printf 'tracing: {enabled: false}\n' >>"$dir/sipvigil.yaml" ;;
+		esac
 		if [[ -n $SIPVIGIL_EXTRA_YAML ]]; then
 			printf '%s\n' "$SIPVIGIL_EXTRA_YAML" >>"$dir/sipvigil.yaml"
 		fi
@@ -526,4 +541,68 @@ foreign_sipcap_progs() {
 		{ grep -o '"id":[0-9]*,"type":"[^"]*","name":"sipcap_[a-z_]*"' <<<"$j" || true; } |
 			sed 's/^"id":\([0-9]*\),.*"name":"\([^"]*\)"$/PROG \1 \2/'
 	} | awk '$1 == "OURS" { o[$2] = 1; next } $1 == "PROG" && !($2 in o) { n++ } END { print n + 0 }'
+}
+
+# ---------------------------------------------------------------- tracing (sipvigil tracing section)
+
+# sipvigil_require_tracing: die unless SIPVIGIL_BIN knows the tracing config section.
+sipvigil_require_tracing() {
+	"$SIPVIGIL_BIN" default-config 2>/dev/null | grep -q '^tracing:' ||
+		die "$SIPVIGIL_BIN has no tracing (built before it?): rebuild it with 'make build' or set SIPVIGIL_BIN"
+}
+
+# ensure_otlpsink: build bin/otlpsink (bench/otlpsink, standard library only) if missing.
+ensure_otlpsink() {
+	[[ -x $OTLPSINK_BIN ]] && return 0
+	need_cmd go
+	log "$OTLPSINK_BIN missing, building it"
+	(cd "$REPO_DIR" && go build -o "$OTLPSINK_BIN" ./bench/otlpsink) >&2 || die "go build ./bench/otlpsink failed"
+	[[ -x $OTLPSINK_BIN ]] || die "$OTLPSINK_BIN still missing after build"
+}
+
+# start_otlpsink DIR: bin/otlpsink on 127.0.0.1:OTLP_PORT (TCP), output in
+# DIR/otlpsink.log; waits until it listens.
+start_otlpsink() {
+	local dir=$1 i
+	"$OTLPSINK_BIN" -port "$OTLP_PORT" </dev/null >"$dir/otlpsink.log" 2>&1 &
+	SINK_PID=$!
+	for ((i = 0; i < 50; i++)); do
+		kill -0 "$SINK_PID" 2>/dev/null || { log "otlpsink died: $(tail -n 3 "$dir/otlpsink.log")"; SINK_PID=""; return 1; }
+		[[ -n $(ss -Hlnt "sport = :$OTLP_PORT" 2>/dev/null) ]] && return 0
+		sleep 0.1
+	done
+	log "otlpsink not listening on 127.0.0.1:$OTLP_PORT"
+	return 1
+}
+
+# stop_otlpsink: TERM (it prints its counts and exits), KILL after 5 s.
+# Stop it after the proxy: the proxy flushes its spans when it exits.
+stop_otlpsink() {
+	if [[ -n $SINK_PID ]]; then stop_pid "$SINK_PID" 0 5; SINK_PID=""; fi
+}
+
+# otlpsink_counts LOG: "requests=N bytes=N rejected=N" from the sink's exit
+# line, one per line; nothing when it did not print one (killed).
+otlpsink_counts() {
+	local logf=$1
+	[[ -r $logf ]] || return 0
+	awk '/^otlpsink requests=/ { line = $0 }
+		END { if (line == "") exit; n = split(line, f, " "); for (i = 2; i <= n; i++) print f[i] }' "$logf"
+}
+
+# sipvigil_stats LOG MSG: the key=value fields of the last line sipvigil
+# logged with msg="MSG" (e.g. "tracing stats", "evidence stats"; log level
+# info, at shutdown), one per line; nothing when there is none. Quoted
+# values with spaces (violations="map[a:1 b:2]") are not split correctly:
+# read only plain counters from it.
+sipvigil_stats() {
+	local logf=$1 msg=$2
+	[[ -r $logf ]] || return 0
+	awk -v m="msg=\"$msg\"" '
+		index($0, m) { line = $0 }
+		END {
+			if (line == "") exit
+			n = split(line, f, " ")
+			for (i = 1; i <= n; i++) if (f[i] ~ /^[a-z_0-9]+=/ && f[i] !~ /^(time|level|msg)=/) print f[i]
+		}' "$logf"
 }

@@ -218,7 +218,7 @@ if [[ -n $EBPF_LABEL ]]; then
 fi
 if [[ -n $TRACING_LABEL ]]; then
 	if [[ $TRACING == on ]]; then
-		out "# tracing: on (sample_ratio 1.0, OTLP/HTTP to bench/otlpsink on 127.0.0.1, a fresh one per trial${SIPVIGIL_TRACING_EXTRA:+; extra: $SIPVIGIL_TRACING_EXTRA}; trial lines add the proxy's shutdown tracing/evidence stats; spans_dropped = spans_export_failed + evidence_dropped$( ((FAIL_ON_SPANS_DROPPED)) && echo ', a dropped span fails the trial'))"
+		out "# tracing: on (sample_ratio 1.0, OTLP/HTTP to bench/otlpsink on 127.0.0.1, a fresh one per trial${SIPVIGIL_TRACING_EXTRA:+; extra: $SIPVIGIL_TRACING_EXTRA}; trial lines add the proxy's shutdown tracing/evidence stats; spans_dropped = spans_export_failed + spans_queue_dropped + evidence_dropped$( ((FAIL_ON_SPANS_DROPPED)) && echo ', a dropped span fails the trial'))"
 	else
 		out "# tracing: off (tracing: {enabled: false})"
 	fi
@@ -393,11 +393,12 @@ run_trial() {
 		mapfile -t ts < <(sipvigil_stats "$dir/proxy.log" "tracing stats")
 		mapfile -t es2 < <(sipvigil_stats "$dir/proxy.log" "evidence stats")
 		mapfile -t ss < <(otlpsink_counts "$dir/otlpsink.log")
-		local spans exported efailed erecords edropped eresolved mk mu sreq sbytes
+		local spans exported efailed xdropped erecords edropped eresolved mk mu sreq sbytes
 		if ((${#ts[@]})); then
 			spans=$(printf '%s\n' "${ts[@]}" | kv_get spans)
 			exported=$(printf '%s\n' "${ts[@]}" | kv_get exported)
 			efailed=$(printf '%s\n' "${ts[@]}" | kv_get export_failed)
+			xdropped=$(printf '%s\n' "${ts[@]}" | kv_get dropped)
 		fi
 		if ((${#es2[@]})); then
 			erecords=$(printf '%s\n' "${es2[@]}" | kv_get records)
@@ -413,8 +414,9 @@ run_trial() {
 		local sink_s
 		sink_s=$(fcalc "($sink1 - $sink0) / $CLK_TCK")
 		if [[ ${spans:-} =~ ^[0-9]+$ && ${exported:-} =~ ^[0-9]+$ && ${efailed:-} =~ ^[0-9]+$ && ${edropped:-} =~ ^[0-9]+$ ]]; then
-			local sdropped=$((efailed + edropped)) unflushed=$((spans - exported - efailed))
-			tline="spans_dropped=$sdropped spans=$spans spans_exported=$exported spans_export_failed=$efailed"
+			[[ ${xdropped:-} =~ ^[0-9]+$ ]] || xdropped=0
+			local sdropped=$((efailed + edropped + xdropped)) unflushed=$((spans - exported - efailed - xdropped))
+			tline="spans_dropped=$sdropped spans=$spans spans_exported=$exported spans_export_failed=$efailed spans_queue_dropped=$xdropped"
 			tline+=" evidence_records=${erecords:-?} evidence_dropped=$edropped evidence_resolved=${eresolved:-?}"
 			tline+=" msgs_kernel=${mk:-?} msgs_user=${mu:-?}"
 			((unflushed != 0)) && tline+=" spans_unflushed=$unflushed"

@@ -6,7 +6,7 @@
 #      over OTLP/HTTP to bench/otlpsink, a do-nothing receiver on 127.0.0.1)
 #      -> both max rates, ratio on/off against --min-ratio (0.90), and the
 #         spans dropped in the best passing tracing-on trial (must be 0):
-#         spans_dropped = spans_export_failed + evidence_dropped, from the
+#         spans_dropped = spans_export_failed + spans_queue_dropped + evidence_dropped, from the
 #         proxy's shutdown "tracing stats" / "evidence stats" lines.
 #
 # eBPF is on in both searches (kernel timestamps are part of what a trace

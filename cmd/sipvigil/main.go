@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,7 @@ const usage = `sipvigil: an ordering-preserving SIP proxy
 
 Usage:
   sipvigil serve [--config FILE] [--listen ADDR] [--route HOP]
+  sipvigil audit (--jaeger URL [--service NAME] [--since DUR] | --otlp-json FILE...) [--call CALL-ID] [--json]
   sipvigil check-config FILE
   sipvigil default-config
   sipvigil version
@@ -33,6 +35,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serve(args[1:], stdout, stderr)
+	case "audit":
+		return runAudit(context.Background(), args[1:], stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], stdout, stderr)
 	case "default-config":

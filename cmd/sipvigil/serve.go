@@ -134,6 +134,10 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 	if err != nil {
 		return err
 	}
+	tel, err := openTelemetry(cfg, kt, log)
+	if err != nil {
+		return err
+	}
 
 	disp := dispatch.New(nil, picker, nil, cfg.Proxy.OverloadRetryAfter, log)
 	tp, err := transport.New(transport.Config{
@@ -147,6 +151,7 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 		MaxMessageSize:    cfg.TCP.MaxMessageSize,
 		Logger:            log,
 		Observer:          kt.Observer(),
+		PacketIDs:         tel.tracker != nil,
 	}, disp)
 	if err != nil {
 		return fmt.Errorf("transport: %w", err)
@@ -193,6 +198,8 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 			RejectQueued: cfg.Shutdown.Queued == config.ShutdownReject,
 			Out:          tp,
 			Pick:         picker.Pick,
+			Txns:         tel.txnObserver(),
+			KernelStamps: kt.Enabled(),
 			Log:          log,
 		})
 		inboxes[i] = workers[i]
@@ -204,6 +211,8 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 	runCtx, stopRun := context.WithCancel(context.Background())
 	defer stopRun()
 
+	tel.start()
+	defer tel.stop()
 	var wg sync.WaitGroup
 	tpErr := make(chan error, 1)
 	wg.Add(1)

@@ -44,7 +44,6 @@ func checkMsgs(t *testing.T, rec *observe.Txn, want []msgWant) {
 	}
 }
 
-
 // TestTransactionRecords: an INVITE transaction's record says which
 // outbound message relays which inbound one, and is handed over when its
 // final response is out; the 2xx ACK gets a record of its own.

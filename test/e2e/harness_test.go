@@ -274,6 +274,9 @@ type procOpts struct {
 	// Credential runs the proxy as another user (the eBPF degraded-mode
 	// test runs it as nobody, without CAP_BPF/CAP_NET_ADMIN).
 	Credential *syscall.Credential
+	// Env is added to the test's environment (e.g. the fault-injection
+	// switch of a -tags faultinject build).
+	Env []string
 }
 
 // launchProxyWith is launchProxy with procOpts.
@@ -290,6 +293,9 @@ func launchProxyWith(t *testing.T, o procOpts, addr, cfgText string, args ...str
 		bin = o.Bin
 	}
 	cmd := exec.Command(bin, args...)
+	if len(o.Env) > 0 {
+		cmd.Env = append(os.Environ(), o.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: o.Credential}
 	if err := cmd.Start(); err != nil {

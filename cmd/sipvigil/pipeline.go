@@ -36,6 +36,7 @@ func buildLookups(cfg *config.Config, log *slog.Logger) ([]*lookup.Client, map[s
 		lc := cfg.Lookups[name]
 		c, err := lookup.New(lookup.Config{
 			Name:        name,
+			LogCallID:   logCallID(cfg.Tracing.Redact),
 			URL:         lc.URL,
 			Timeout:     lc.Timeout,
 			Concurrency: lc.Concurrency,

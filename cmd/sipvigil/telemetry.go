@@ -101,7 +101,7 @@ func openTelemetry(cfg *config.Config, kt *kernelTelemetry, log *slog.Logger) (*
 		log.Info("metrics endpoint", "listen", t.server.Addr().String())
 	}
 	if len(sinks) > 0 {
-		ec := evidence.Config{Settle: cfg.Tracing.Settle, Log: log.With("component", "evidence")}
+		ec := evidence.Config{Settle: cfg.Tracing.Settle, LogCallID: logCallID(cfg.Tracing.Redact), Log: log.With("component", "evidence")}
 		if kt.Enabled() {
 			ec.Wall = kt.src.Clock().Wall
 		}
@@ -165,5 +165,19 @@ func (t *telemetry) stop() {
 		st := t.tracker.Stats()
 		t.log.Info("evidence stats", "records", st.Records, "dropped", st.Dropped, "resolved", st.Resolved,
 			"msgs_kernel", st.MsgsKernel, "msgs_user", st.MsgsUser, "violations", st.Violations)
+	}
+}
+
+// logCallID applies tracing.redact to Call-IDs in logs, the same way as to
+// span attributes; nil when Call-IDs are logged as they are.
+func logCallID(mode string) func(string) string {
+	if mode == "" || mode == config.RedactNone {
+		return nil
+	}
+	return func(callID string) string {
+		if v, keep := tracing.Redact(mode, callID); keep {
+			return v
+		}
+		return "[redacted]"
 	}
 }

@@ -46,6 +46,10 @@ type Reply struct {
 type Config struct {
 	// Name identifies the client in logs and metrics; required.
 	Name string
+	// LogCallID, if set, is how a Call-ID appears in logs (tracing.redact:
+	// hashed or dropped); nil logs it as is. The endpoint still gets the
+	// real one: routing may depend on it.
+	LogCallID func(string) string
 	// URL is the endpoint template, http:// or https://. The placeholders
 	// {method} {ruri} {user} {host} {from} {to} {callid} {source} are
 	// replaced with URL-query-escaped values from the Request (names are
@@ -132,6 +136,7 @@ type Client struct {
 	onTimeout Reply
 	onError   Reply
 	log       *slog.Logger
+	logCallID func(string) string
 	http      *http.Client
 	transport *http.Transport
 
@@ -231,6 +236,7 @@ func New(cfg Config, log *slog.Logger) (*Client, error) {
 		onTimeout: cfg.OnTimeout,
 		onError:   cfg.OnError,
 		log:       log.With("lookup", cfg.Name),
+		logCallID: cfg.LogCallID,
 		transport: tr,
 		// The per-request context carries the deadline; Client.Timeout
 		// stays 0 so a timeout is always reported the same way.
@@ -411,7 +417,11 @@ func (c *Client) finish(j job, start time.Time, res Result) {
 	if res.Err != nil {
 		// Debug only: the caller logs the Result with the call's
 		// context, and an endpoint outage must not flood the log.
-		c.log.Debug("route lookup failed", "outcome", res.Outcome, "callid", j.req.CallID, "elapsed", res.Elapsed, "err", res.Err)
+		callID := j.req.CallID
+		if c.logCallID != nil {
+			callID = c.logCallID(callID)
+		}
+		c.log.Debug("route lookup failed", "outcome", res.Outcome, "callid", callID, "elapsed", res.Elapsed, "err", res.Err)
 	}
 	j.done(res)
 }

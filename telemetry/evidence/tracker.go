@@ -31,7 +31,10 @@ type Config struct {
 	Wall func(mono int64) time.Time
 	// Now returns CLOCK_MONOTONIC ns (observe.Monotonic); tests fake it.
 	Now func() int64
-	Log *slog.Logger
+	// LogCallID, if set, is how a Call-ID appears in logs (tracing.redact);
+	// nil logs it as is.
+	LogCallID func(string) string
+	Log       *slog.Logger
 }
 
 // Defaults.
@@ -251,7 +254,11 @@ func (t *Tracker) Resolve(rec *observe.Txn) *Txn {
 		t.countViolation(v.Kind)
 	}
 	if len(r.Violations) > 0 {
-		t.cfg.Log.Warn("SIP ordering violation", "call_id", rec.CallID, "method", rec.Method,
+		callID := rec.CallID
+		if t.cfg.LogCallID != nil {
+			callID = t.cfg.LogCallID(callID)
+		}
+		t.cfg.Log.Warn("SIP ordering violation", "call_id", callID, "method", rec.Method,
 			"cseq", rec.CSeq, "kind", r.Violations[0].Kind, "detail", r.Violations[0].String(),
 			"violations", len(r.Violations))
 	}

@@ -3,6 +3,11 @@
 #
 #   SIPp UAC --UDP--> proxy (sipvigil | kamailio) --UDP--> SIPp UAS, all on 127.0.0.1
 #
+# --netns: SIPp UAC and UAS in a network namespace this run creates, the
+# proxy in the root namespace on the root end of a veth pair (lib.sh
+# netns_setup), so a sipvigil eBPF capture sees each datagram once, as on a
+# real NIC, not twice as on lo.
+#
 # Each trial starts a fresh proxy and a fresh UAS, runs the UAC at RATE cps for
 # DURATION seconds (-r RATE -m RATE*DURATION) and passes only if the UAC exits
 # 0, all RATE*DURATION calls succeeded, none failed, and the run did not take
@@ -37,6 +42,7 @@ FAIL_ON_RING_DROPS=0 # --fail-on-ring-drops: an eBPF ring-buffer drop fails the 
 TRACING=off          # sipvigil tracing for the trials: off (default) or on (100% sampling to bin/otlpsink)
 TRACING_SET=0        # --tracing given: the config gets a tracing section, RESULT/file name say tracing=on|off
 FAIL_ON_SPANS_DROPPED=0 # --fail-on-spans-dropped: a lost span (or no tracing stats) fails the trial
+# NETNS (lib.sh): --netns = SIPp in a namespace of this run, proxy on a veth in the root namespace
 QUEUE_DELAY_MS=0     # per-call time the queue adds (10 with --reinvite-queue on)
 
 usage() {
@@ -66,6 +72,11 @@ usage: bench/capacity.sh [options]
   --fail-on-spans-dropped     with --tracing on: a trial with spans_dropped > 0, unflushed spans, no spans
                               or no tracing stats fails
   --rate RATE                 one trial at RATE cps, no search (overrides --start/--max)
+  --netns                     root, sipvigil or --direct: run SIPp UAC and UAS in a network namespace
+                              created for this run (svbench-PID), connected by a veth pair
+                              (svb0-PID/svb1-PID, a /30 of 10.250.0.0/16) to the proxy in the root
+                              namespace, which listens on the veth root end: its eBPF programs then
+                              run once per datagram (as on a NIC) instead of twice (lo); removed on exit
   --reinvite-queue on|off     sipvigil only: on = add the default reinvite-delay recipe (queue
                               "reinvite", delay 10ms, consumers 1, capacity 10000, max_wait 5s,
                               suspend rule INVITE in_dialog) to the config; off = no queues
@@ -109,6 +120,7 @@ while (($#)); do
 	--tracing) TRACING=${2:?}; TRACING_SET=1; shift 2 ;;
 	--fail-on-spans-dropped) FAIL_ON_SPANS_DROPPED=1; shift ;;
 	--rate) FIXED_RATE=${2:?}; shift 2 ;;
+	--netns) NETNS=1; shift ;;
 	--keep) KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
@@ -127,6 +139,12 @@ done
 [[ $TRANSPORT == udp ]] || die "--transport $TRANSPORT: only udp is implemented"
 if [[ $PROXY != kamailio ]] && ((CHILDREN_SET)); then
 	log "note: --children only applies to kamailio, ignored for $PROXY"
+fi
+if ((NETNS)); then
+	# bench/kamailio/kamailio.cfg listens on and relays to 127.0.0.1 (built in)
+	[[ $PROXY != kamailio ]] || die "--netns: only sipvigil and --direct (bench/kamailio/kamailio.cfg has 127.0.0.1 built in)"
+	((EUID == 0)) || die "--netns needs root (ip netns add, veth)"
+	need_cmd ip sysctl
 fi
 [[ $REINVITE_QUEUE =~ ^(on|off)$ ]] || die "--reinvite-queue must be on or off"
 if [[ $REINVITE_QUEUE == on ]]; then
@@ -195,6 +213,8 @@ proxy_check_tools
 if [[ $TRACING == on ]]; then ensure_otlpsink; fi
 scenario_files "$SCENARIO"
 bench_init
+# after bench_init: its EXIT trap (bench_cleanup -> netns_cleanup) removes them
+((NETNS)) && netns_setup
 
 RQ_LABEL=""
 if [[ $SCENARIO == reinvite || $REINVITE_QUEUE_SET == 1 ]] && [[ $PROXY == sipvigil ]]; then
@@ -204,7 +224,7 @@ EBPF_LABEL=""
 ((EBPF_SET)) && EBPF_LABEL=$EBPF
 TRACING_LABEL=""
 ((TRACING_SET)) && TRACING_LABEL=$TRACING
-RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO${RQ_LABEL:+-queue-$RQ_LABEL}${EBPF_LABEL:+-ebpf-$EBPF_LABEL}${TRACING_LABEL:+-tracing-$TRACING_LABEL}$( ((FIXED_RATE)) && echo "-r$FIXED_RATE")-$(date +%Y%m%d-%H%M%S).txt"
+RESULT_FILE="$RESULTS_DIR/$PROXY-$SCENARIO$( ((NETNS)) && echo "-netns")${RQ_LABEL:+-queue-$RQ_LABEL}${EBPF_LABEL:+-ebpf-$EBPF_LABEL}${TRACING_LABEL:+-tracing-$TRACING_LABEL}$( ((FIXED_RATE)) && echo "-r$FIXED_RATE")-$(date +%Y%m%d-%H%M%S).txt"
 : >"$RESULT_FILE"
 
 CHILDREN_LABEL=$CHILDREN
@@ -214,7 +234,7 @@ env_header
 out "# capacity: scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s start=$START_RATE max=$MAX_RATE resolution=$RESOLUTION hold=${HOLD_MS}ms ring=${RING_MS}ms"
 out "# pass = UAC rc 0, failed=0, ok=rate*duration, elapsed <= duration*$STRETCH+${SLACK}s(+ring+hold$( ((QUEUE_DELAY_MS)) && echo "+queue delay ${QUEUE_DELAY_MS}ms"))$( ((FAIL_ON_RETRANS)) && echo ', no retransmissions')"
 if [[ -n $EBPF_LABEL ]]; then
-	out "# ebpf: $EBPF$([[ $EBPF == on ]] && echo " (TC capture on lo; trial lines add the proxy's shutdown ebpf stats; note=ebpf-ring-drops/ebpf-unmatched/ebpf-no-stats mark a trial$( ((FAIL_ON_RING_DROPS)) && echo ', ring drops fail it'))")"
+	out "# ebpf: $EBPF$([[ $EBPF == on ]] && echo " (TC capture on $( ((NETNS)) && echo "$NETNS_VETH_ROOT, one hook per datagram" || echo "lo, two hooks per datagram"); trial lines add the proxy's shutdown ebpf stats; note=ebpf-ring-drops/ebpf-unmatched/ebpf-no-stats mark a trial$( ((FAIL_ON_RING_DROPS)) && echo ', ring drops fail it'))")"
 fi
 if [[ -n $TRACING_LABEL ]]; then
 	if [[ $TRACING == on ]]; then
@@ -268,8 +288,19 @@ run_trial() {
 		KEEP=1
 		die "could not start $PROXY (logs in $dir)"
 	fi
+	local thost=$PROXY_IP
 	target=$PROXY_PORT
-	[[ $PROXY == direct ]] && target=$UAS_PORT
+	[[ $PROXY == direct ]] && target=$UAS_PORT thost=$SIPP_IP
+	# eBPF on: where the programs are attached (the proxy's startup line). With
+	# --netns that must be the veth root end and nothing else.
+	local ebpf_ifaces=""
+	if [[ $EBPF == on ]]; then
+		ebpf_ifaces=$(sipvigil_ebpf_ifaces "$dir/proxy.log")
+		if ((NETNS)) && [[ $ebpf_ifaces != "$NETNS_VETH_ROOT" ]]; then
+			KEEP=1
+			die "--netns: the proxy attached its eBPF programs to '${ebpf_ifaces:-?}', expected $NETNS_VETH_ROOT only (see $dir/proxy.log)"
+		fi
+	fi
 
 	local psi0 psi1 u0 u1
 	local -a bpf_ids=() bpf0=() bpf1=()
@@ -285,7 +316,7 @@ run_trial() {
 	[[ -n $SINK_PID ]] && sink0=$(cpu_ticks "$SINK_PID")
 	psi0=$(psi_cpu_us)
 	u0=$(udp_errors)
-	run_uac "$dir" "$rate" "$calls" "$tmo" "$hard" "$target"
+	run_uac "$dir" "$rate" "$calls" "$tmo" "$hard" "$target" "$thost"
 	psi1=$(psi_cpu_us)
 	u1=$(udp_errors)
 	[[ -n $SINK_PID ]] && sink1=$(cpu_ticks "$SINK_PID")
@@ -382,6 +413,7 @@ run_trial() {
 				esac
 			done
 		fi
+		eline+=" ebpf_ifaces=${ebpf_ifaces:-?}"
 	fi
 	# tracing on: the proxy's shutdown span and evidence counters (whole proxy
 	# lifetime) and the sink's request count. spans_dropped = spans lost to
@@ -549,6 +581,7 @@ done
 out ""
 trials_str=$(IFS=,; echo "${TRIAL_SUMMARY[*]}")
 result="RESULT proxy=$PROXY children=$CHILDREN_LABEL scenario=$SCENARIO transport=$TRANSPORT duration=${DURATION}s max_rate=$BEST_RATE cps"
+((NETNS)) && result+=" netns=on"
 [[ -n $RQ_LABEL ]] && result+=" reinvite_queue=$RQ_LABEL"
 [[ -n $EBPF_LABEL ]] && result+=" ebpf=$EBPF_LABEL"
 if [[ $EBPF == on ]]; then
@@ -556,7 +589,7 @@ if [[ $EBPF == on ]]; then
 	if [[ $BEST_EBPF == ring_drops=* ]]; then
 		result+=" ${BEST_EBPF%% *}"
 	elif [[ -n $BEST_EBPF ]]; then
-		result+=" ring_drops=na(${BEST_EBPF})"
+		result+=" ring_drops=na(${BEST_EBPF%% *})"
 	else
 		result+=" ring_drops=na"
 	fi
@@ -587,7 +620,11 @@ if ((SIPP_SATURATED)); then
 	out "NOTE: the limit may be SIPp, not the proxy: compare with bench/capacity.sh --direct."
 fi
 if ((FOREIGN_BPF)); then
-	out "NOTE: another process's sipcap BPF programs were loaded during some trials (note=foreign-sipcap-progs): they ran on this run's lo packets too."
+	if ((NETNS)); then
+		out "NOTE: another process's sipcap BPF programs were loaded during some trials (note=foreign-sipcap-progs): with --netns this run's packets do not pass them (they are not on $NETNS_VETH_ROOT), but their traffic competes for the CPU."
+	else
+		out "NOTE: another process's sipcap BPF programs were loaded during some trials (note=foreign-sipcap-progs): they ran on this run's lo packets too."
+	fi
 fi
 if [[ $PROXY == direct ]]; then
 	out "NOTE: --direct has no proxy; max_rate is the SIPp UAC+UAS ceiling on this host."

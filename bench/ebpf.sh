@@ -2,7 +2,8 @@
 # bench/ebpf.sh: what the eBPF capture costs sipvigil, in one run.
 #
 #   1. bench/capacity.sh --ebpf off   (capacity search, no BPF programs attached)
-#   2. bench/capacity.sh --ebpf on    (same parameters: TC capture on lo)
+#   2. bench/capacity.sh --ebpf on    (same parameters: TC capture on lo, or
+#      with --netns on the veth of a namespace holding SIPp: one hook per datagram)
 #      -> both max rates, ratio on/off against --min-ratio (0.95), and the
 #         ring-buffer drops of the best passing eBPF-on trial (must be 0)
 #   3. one fixed-rate trial at the eBPF-on capacity with
@@ -26,6 +27,7 @@ MAX_TRIALS=25
 MIN_RATIO=0.95
 STATS_DURATION=""   # fixed-rate trial length (default: --duration)
 PROG_STATS=1
+NETNS=0             # --netns (or --netns after --): capacity.sh --netns for every run
 EXTRA=()            # after --: passed to every capacity.sh call
 
 usage() {
@@ -39,6 +41,8 @@ usage: bench/ebpf.sh [options] [-- capacity.sh options]
   --min-ratio F         pass when max_rate(on)/max_rate(off) >= F (default: $MIN_RATIO)
   --stats-duration S    length of the fixed-rate bpf_stats trial (default: --duration)
   --no-prog-stats       skip the fixed-rate bpf_stats trial
+  --netns               SIPp in a network namespace, proxy on a veth (capacity.sh --netns): the
+                        proxy's eBPF programs see each datagram once, as on a NIC, not twice (lo)
   --keep                keep capacity.sh's temp dirs (proxy/SIPp logs)
   -- ARGS               extra capacity.sh options for all three runs (e.g. --scenario reinvite)
 EOF
@@ -55,6 +59,7 @@ while (($#)); do
 	--stats-duration) STATS_DURATION=${2:?}; shift 2 ;;
 	--no-prog-stats) PROG_STATS=0; shift ;;
 	--keep) KEEP=1; shift ;;
+	--netns) NETNS=1; shift ;;
 	--) shift; EXTRA=("$@"); break ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
@@ -70,6 +75,15 @@ need_cmd bpftool sysctl tail
 ensure_sipvigil
 sipvigil_require_ebpf
 
+# --netns given directly or after --: passed to capacity.sh once, first
+rest=()
+for a in "${EXTRA[@]}"; do
+	if [[ $a == --netns ]]; then NETNS=1; else rest+=("$a"); fi
+done
+if ((NETNS)); then
+	need_cmd ip
+	EXTRA=(--netns "${rest[@]}")
+fi
 CAP=$BENCH_DIR/capacity.sh
 TMPD=$(mktemp -d "${TMPDIR:-/tmp}/sipvigil-ebpf.XXXXXX")
 CHILD_PID=""
@@ -117,7 +131,7 @@ run_capacity() {
 	local outf="$TMPD/$name.out" keep=()
 	((KEEP)) && keep=(--keep)
 	: >"$outf"
-	log "== $name: capacity.sh $*"
+	log "== $name: capacity.sh $*${EXTRA[*]:+ ${EXTRA[*]}}"
 	"$CAP" "$@" "${keep[@]}" "${EXTRA[@]}" </dev/null >"$outf" &
 	CHILD_PID=$!
 	tail -n +1 -f --pid="$CHILD_PID" "$outf" &
@@ -127,6 +141,8 @@ run_capacity() {
 	CHILD_PID=""
 	wait "$tail_pid" 2>/dev/null || true
 	grep '^# results:' "$outf" | sed 's/^/# '"$name"' /' >>"$RESULT_FILE" || true
+	# which namespace/veth this run used (capacity.sh header)
+	grep '^# netns: on ' "$outf" | sed 's/^# /# '"$name"' /' >>"$RESULT_FILE" || true
 }
 
 # field KEY FILE [PREFIX]: value of KEY=... on the last line starting with PREFIX
@@ -144,6 +160,11 @@ common=(--proxy sipvigil --duration "$DURATION" --start "$START_RATE" --max "$MA
 out "# sipvigil eBPF on/off capacity $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 out "# host: $(uname -srm), $(nproc) cpus, loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 out "# capacity.sh ${common[*]}${EXTRA[*]:+ ${EXTRA[*]}}, --ebpf off then --ebpf on; min ratio $MIN_RATIO"
+if ((NETNS)); then
+	out "# netns: on (veth, SIPp in svbench-PID, proxy on svb0-PID 10.250.X.1: a fresh namespace per capacity.sh run, named in its header and below; the programs run once per datagram)"
+else
+	out "# netns: off (SIPp and proxy on 127.0.0.1: the programs run twice per datagram on lo, egress + ingress)"
+fi
 
 run_capacity off "${common[@]}" --ebpf off
 ((CAP_RC <= 1)) || die "capacity.sh --ebpf off failed (exit $CAP_RC)"
@@ -182,7 +203,11 @@ if [[ -n $OFF_CAPPED || -n $ON_CAPPED ]]; then
 	out "NOTE: a search was capped by --max ($MAX_RATE): that capacity is only a lower bound; raise --max for a meaningful ratio"
 fi
 if grep -q 'foreign-sipcap-progs' "$TMPD/off.out" "$TMPD/on.out"; then
-	out "NOTE: another process's sipcap programs (e.g. e2e tests with eBPF) were loaded during some trials: they ran on these lo packets too, so the off side was not BPF-free"
+	if ((NETNS)); then
+		out "NOTE: another process's sipcap programs (e.g. e2e tests with eBPF) were loaded during some trials: not on this run's veth, so they did not run on its packets, but they compete for the CPU"
+	else
+		out "NOTE: another process's sipcap programs (e.g. e2e tests with eBPF) were loaded during some trials: they ran on these lo packets too, so the off side was not BPF-free"
+	fi
 fi
 ratio_line="RATIO on/off=$RATIO min=$MIN_RATIO ring_drops_at_on_capacity=${ON_DROPS:-na} => $VERDICT"
 ((${#why[@]})) && ratio_line+=" why=$(IFS=,; echo "${why[*]}")"
@@ -236,6 +261,7 @@ if ((PROG_STATS)) && ((ON_RATE > 0)); then
 			line+=" bpf_cpu=${bpf_cpu}s proxy_cpu=${proxy_cpu:-?}s bpf/proxy=$(field bpf_cpu/proxy_cpu "$tf" 'TRIAL ')"
 			[[ $el =~ ^[0-9.]+$ ]] && line+=" bpf_cores=$(fcalc "$bpf_cpu / $el")"
 			line+=" ring_drops=$(field ring_drops "$tf" 'TRIAL ')"
+			line+=" netns=$( ((NETNS)) && echo on || echo off) ifaces=$(field ebpf_ifaces "$tf" 'TRIAL ')"
 			out "$line"
 		fi
 		[[ $trial_verdict == PASS ]] || out "NOTE: the fixed-rate trial did not pass (noise near the limit?): its BPF figures still hold per run"
@@ -244,7 +270,7 @@ if ((PROG_STATS)) && ((ON_RATE > 0)); then
 fi
 
 out ""
-out "VERDICT $VERDICT ebpf_off=$OFF_RATE ebpf_on=$ON_RATE ratio=$RATIO (min $MIN_RATIO) ring_drops=${ON_DROPS:-na}"
+out "VERDICT $VERDICT ebpf_off=$OFF_RATE ebpf_on=$ON_RATE ratio=$RATIO (min $MIN_RATIO) ring_drops=${ON_DROPS:-na} netns=$( ((NETNS)) && echo on || echo off)"
 out "NOTE: single capacity searches on 2 shared cores; one bisection step at --resolution $RESOLUTION is $(awk -v r="$RESOLUTION" -v o="$OFF_RATE" 'BEGIN { if (o > 0) printf "%.1f", r / o * 100; else print "?" }')% of the off rate: repeat the run before trusting a ratio near $MIN_RATIO."
 out "# results: $RESULT_FILE"
 [[ $VERDICT == PASS ]] || exit 1

@@ -1,7 +1,9 @@
 # shellcheck shell=bash disable=SC2034
 # (SC2034: the globals set here are read by the scripts that source this file)
 # Shared helpers for bench/capacity.sh, bench/reorder.sh and bench/suspend.sh.
-# Sourced, not executed.  Everything runs on 127.0.0.1 only, every process we
+# Sourced, not executed.  Everything runs on 127.0.0.1 only (or, with
+# capacity.sh --netns, between the root namespace and a network namespace +
+# veth pair that the script creates itself: netns_setup), every process we
 # start is recorded and killed by PID (or by its own process group) on exit.
 
 BENCH_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -45,6 +47,18 @@ UAS_PID=""
 UAC_PID=""              # pid of timeout(1) wrapping the UAC
 SINK_PID=""             # pid of bin/otlpsink (capacity.sh --tracing on)
 PROXY_PORT="" UAS_PORT="" UAC_PORT="" OTLP_PORT=""
+PROXY_IP=127.0.0.1      # address the proxy listens on (the veth root end with --netns)
+SIPP_IP=127.0.0.1       # SIPp -i, the UAS hop of the proxy (the veth namespace end with --netns)
+SIPP_EXEC=()            # command prefix for SIPp and probes: () or (ip netns exec NS)
+
+# Network namespace mode (capacity.sh --netns, netns_setup): SIPp UAC and UAS
+# in a namespace of this run, the proxy in the root namespace on a veth pair.
+NETNS=0
+NETNS_NAME=""           # svbench-PID (set once setup started: netns_cleanup removes it)
+NETNS_VETH_ROOT=""      # svb0-PID, root namespace end (the proxy's interface)
+NETNS_VETH_NS=""        # svb1-PID, namespace end (SIPp's interface)
+NETNS_ROOT_IP="" NETNS_NS_IP=""
+NETNS_SYSCTLS=""        # what netns_mirror_sysctls found/set, for the header
 UAS_CP="" UAC_CP="" UAS_MP="" UAC_MP=""
 RESULT_FILE=""
 
@@ -183,6 +197,7 @@ bench_cleanup() {
 	stop_proxy
 	stop_otlpsink
 	kill_strays
+	netns_cleanup
 	if ((rc != 0 && rc != 1)) && [[ -n $RESULT_FILE && -f $RESULT_FILE ]]; then
 		printf '# ABORTED (exit %s): incomplete run, no RESULT\n' "$rc" >>"$RESULT_FILE"
 	fi
@@ -221,21 +236,206 @@ alloc_ports() {
 	die "no free block of 16 UDP/TCP ports found in 20000-32000"
 }
 
+# ---------------------------------------------------------------- network namespace (capacity.sh --netns)
+#
+# SIPp UAC and UAS run in a namespace svbench-PID; the proxy stays in the
+# root namespace on the root end of a veth pair svb0-PID/svb1-PID (a /30 out
+# of 10.250.0.0/16). The proxy's default eBPF interfaces are the ones owning
+# its listen addresses: the veth root end only, where every SIP datagram of
+# a call passes one TC hook (ingress or egress), as on a real NIC, instead
+# of two on lo. Only this run's namespace and veth are ever created, sent to
+# or deleted (plus leftovers of the same names whose run is dead).
+
+NETNS_PREFIX=svbench-   # namespace svbench-PID
+NETNS_VETH_PREFIX=svb   # veth svb0-PID (root end) / svb1-PID (namespace end): <= 12 chars
+
+# netns_prune_stale: delete namespaces svbench-PID and veth ends svb[01]-PID
+# (root namespace) whose PID is not running: leftovers of a run that was
+# killed before its trap ran. Processes still inside such a namespace are
+# left alone (only reported); deleting the veth cuts them off.
+netns_prune_stale() {
+	local n pid
+	while read -r n _; do
+		[[ $n =~ ^${NETNS_PREFIX}([0-9]+)$ ]] || continue
+		pid=${BASH_REMATCH[1]}
+		# (our own pid: a leftover of an earlier run that had it, not ours yet)
+		[[ $pid != "$$" && -d /proc/$pid ]] && continue
+		local left
+		left=$(ip netns pids "$n" 2>/dev/null | tr '\n' ' ')
+		log "removing leftover namespace $n (pid $pid is gone)${left:+; processes still in it: $left}"
+		ip -n "$n" link del "${NETNS_VETH_PREFIX}1-$pid" 2>/dev/null || true
+		ip netns del "$n" 2>/dev/null || log "WARNING: could not delete namespace $n"
+	done < <(ip netns list 2>/dev/null)
+	while read -r n; do
+		[[ $n =~ ^${NETNS_VETH_PREFIX}[01]-([0-9]+)$ ]] || continue
+		pid=${BASH_REMATCH[1]}
+		[[ $pid != "$$" && -d /proc/$pid ]] && continue
+		log "removing leftover veth $n (pid $pid is gone)"
+		ip link del "$n" 2>/dev/null || log "WARNING: could not delete link $n"
+	done < <(ip -o link show 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }')
+}
+
+# netns_subnet_free X: succeed when 10.250.X.0/30 overlaps no IPv4 address
+# or route (any table) of the root namespace, the default route aside.
+netns_subnet_free() {
+	local x=$1
+	{
+		ip -o -4 addr show 2>/dev/null | awk '{ print $4 }'
+		ip -4 route show table all 2>/dev/null | awk '{
+			d = $1
+			if (d ~ /^(unicast|local|broadcast|multicast|unreachable|blackhole|prohibit|throw|anycast|nat)$/) d = $2
+			if (d != "default") print d }'
+	} | awk -v cand="10.250.$x.0" '
+		function ip2n(s,   a) { split(s, a, "."); return ((a[1] * 256 + a[2]) * 256 + a[3]) * 256 + a[4] }
+		BEGIN { c = ip2n(cand) }
+		$1 ~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+(\/[0-9]+)?$/ {
+			n = split($1, p, "/"); len = (n == 2 ? p[2] + 0 : 32)
+			m = (len < 30 ? len : 30); size = 2 ^ (32 - m)
+			if (int(ip2n(p[1]) / size) == int(c / size)) busy = 1
+		}
+		END { exit busy }'
+}
+
+# netns_mirror_sysctls: give the namespace the root namespace's socket
+# buffer limits (SIPp's -buff_size is capped by net.core.[rw]mem_max).
+# On this 6.18 kernel net.core.rmem_max/wmem_max/rmem_default/wmem_default
+# are global: a namespace shows them read-only (mode 0444) with the host's
+# values, so they need nothing and are checked only. net.core.optmem_max
+# and net.ipv4.udp_[rw]mem_min are per namespace: copied when they differ.
+# Keys the namespace does not show at all are global too.
+# Sets NETNS_SYSCTLS ("key=value[(global)|(set)] ...") for the header.
+netns_mirror_sysctls() {
+	local k f host nsv tag
+	NETNS_SYSCTLS=""
+	for k in net.core.rmem_max net.core.wmem_max net.core.rmem_default net.core.wmem_default \
+		net.core.optmem_max net.ipv4.udp_rmem_min net.ipv4.udp_wmem_min; do
+		f=/proc/sys/${k//.//}
+		host=$(sysctl -n "$k" 2>/dev/null) || continue
+		tag=""
+		if ! nsv=$(ip netns exec "$NETNS_NAME" sysctl -n "$k" 2>/dev/null); then
+			tag="(global)"
+		elif ! ip netns exec "$NETNS_NAME" test -w "$f"; then
+			tag="(global)"
+			[[ $nsv == "$host" ]] || die "--netns: $k is $nsv in $NETNS_NAME (read-only there) but $host on the host"
+		elif [[ $nsv != "$host" ]]; then
+			ip netns exec "$NETNS_NAME" sysctl -q -w "$k=$host" >/dev/null 2>&1 ||
+				die "--netns: could not set $k=$host in $NETNS_NAME (it has $nsv)"
+			nsv=$(ip netns exec "$NETNS_NAME" sysctl -n "$k" 2>/dev/null)
+			[[ $nsv == "$host" ]] || die "--netns: $k is $nsv in $NETNS_NAME after setting $host"
+			tag="(set)"
+		fi
+		NETNS_SYSCTLS+="${NETNS_SYSCTLS:+ }$k=${host//[[:space:]]/,}$tag"
+	done
+}
+
+# netns_setup: create this run's namespace and veth pair (root, once per
+# script run, after bench_init so that the EXIT trap removes them) and point
+# PROXY_IP, SIPP_IP and SIPP_EXEC at them.
+netns_setup() {
+	((EUID == 0)) || die "--netns needs root (ip netns add, veth)"
+	need_cmd ip sysctl
+	netns_prune_stale
+	local x="" i try
+	for ((i = 0; i < 256; i++)); do
+		try=$((($$ + i) % 256))
+		if netns_subnet_free "$try"; then x=$try; break; fi
+	done
+	[[ -n $x ]] || die "--netns: no free /30 in 10.250.0.0/16 (every 10.250.X.0/30 overlaps an address or route)"
+	NETNS_ROOT_IP=10.250.$x.1 NETNS_NS_IP=10.250.$x.2
+	local ns=${NETNS_PREFIX}$$ v0=${NETNS_VETH_PREFIX}0-$$ v1=${NETNS_VETH_PREFIX}1-$$
+	((${#v0} <= 15)) || die "--netns: interface name $v0 too long"
+	# names first: from here on netns_cleanup (EXIT trap) deletes what exists
+	NETNS_NAME=$ns NETNS_VETH_ROOT=$v0 NETNS_VETH_NS=$v1
+	[[ ! -e /run/netns/$ns ]] || die "--netns: namespace $ns already exists"
+	ip netns add "$ns" || die "--netns: ip netns add $ns failed"
+	ip link add "$v0" type veth peer name "$v1" netns "$ns" || die "--netns: could not create veth $v0/$v1"
+	# no IPv6 on the pair: no DAD / router solicitations through the hooks
+	printf 1 >"/proc/sys/net/ipv6/conf/$v0/disable_ipv6" 2>/dev/null || true
+	ip netns exec "$ns" sh -c "printf 1 >/proc/sys/net/ipv6/conf/$v1/disable_ipv6" 2>/dev/null || true
+	ip addr add "$NETNS_ROOT_IP/30" dev "$v0" || die "--netns: ip addr add $NETNS_ROOT_IP/30 dev $v0 failed"
+	ip -n "$ns" addr add "$NETNS_NS_IP/30" dev "$v1" || die "--netns: ip addr add $NETNS_NS_IP/30 in $ns failed"
+	ip link set "$v0" up || die "--netns: ip link set $v0 up failed"
+	ip -n "$ns" link set lo up || die "--netns: lo up in $ns failed"
+	ip -n "$ns" link set "$v1" up || die "--netns: ip link set $v1 up in $ns failed"
+	# static neighbours: no ARP through the hooks, no ARP wait on a first packet
+	local mac0 mac1
+	mac0=$(cat "/sys/class/net/$v0/address")
+	mac1=$(ip -n "$ns" -o link show "$v1" | awk '{ for (i = 1; i < NF; i++) if ($i == "link/ether") { print $(i + 1); exit } }')
+	[[ -n $mac0 && -n $mac1 ]] || die "--netns: could not read the veth MAC addresses"
+	ip neigh replace "$NETNS_NS_IP" lladdr "$mac1" dev "$v0" nud permanent || die "--netns: static neighbour on $v0 failed"
+	ip -n "$ns" neigh replace "$NETNS_ROOT_IP" lladdr "$mac0" dev "$v1" nud permanent || die "--netns: static neighbour in $ns failed"
+	# Offloads: nothing here merges datagrams (SIPp sets neither UDP_SEGMENT
+	# nor UDP_GRO, and veth does no GRO without XDP / NAPI). Turned off
+	# anyway when ethtool exists; bpf_runs_per_call shows any merging.
+	if command -v ethtool >/dev/null 2>&1; then
+		ethtool -K "$v0" gro off gso off tso off >/dev/null 2>&1 || true
+		ip netns exec "$ns" ethtool -K "$v1" gro off gso off tso off >/dev/null 2>&1 || true
+	fi
+	netns_mirror_sysctls
+	# sanity: the namespace reaches the proxy's address over the veth, and
+	# the root namespace reaches SIPp's over it
+	ip -n "$ns" route get "$NETNS_ROOT_IP" 2>/dev/null | grep -q " dev $v1 " ||
+		die "--netns: $NETNS_ROOT_IP is not routed over $v1 inside $ns"
+	ip route get "$NETNS_NS_IP" 2>/dev/null | grep -q " dev $v0 " ||
+		die "--netns: $NETNS_NS_IP is not routed over $v0"
+	PROXY_IP=$NETNS_ROOT_IP SIPP_IP=$NETNS_NS_IP
+	SIPP_EXEC=(ip netns exec "$ns")
+	log "netns: SIPp in $ns ($v1 $NETNS_NS_IP/30), proxy on $v0 $NETNS_ROOT_IP/30"
+}
+
+# netns_cleanup: delete this run's veth pair and namespace (EXIT trap, after
+# SIPp was stopped). Processes still in the namespace are ours: killed.
+netns_cleanup() {
+	[[ -n $NETNS_NAME ]] || return 0
+	local -a left=()
+	mapfile -t left < <(ip netns pids "$NETNS_NAME" 2>/dev/null || true)
+	if ((${#left[@]})); then
+		log "WARNING: killing processes left in $NETNS_NAME: ${left[*]}"
+		kill -KILL "${left[@]}" 2>/dev/null || true
+	fi
+	# deleting one end deletes both
+	if ip link show "$NETNS_VETH_ROOT" >/dev/null 2>&1; then
+		ip link del "$NETNS_VETH_ROOT" 2>/dev/null || log "WARNING: could not delete veth $NETNS_VETH_ROOT"
+	fi
+	if [[ -e /run/netns/$NETNS_NAME ]]; then
+		ip netns del "$NETNS_NAME" 2>/dev/null || log "WARNING: could not delete namespace $NETNS_NAME"
+	fi
+	NETNS_NAME=""
+	SIPP_EXEC=()
+}
+
 # ---------------------------------------------------------------- SIP probe
 
-# sip_probe PORT: send OPTIONS with Max-Forwards: 0 (answered by the proxy
-# itself, never forwarded) and succeed on any SIP response within 1s.
+# sip_probe PORT [HOST [VIA_HOST]]: send OPTIONS with Max-Forwards: 0
+# (answered by the proxy itself, never forwarded) to HOST:PORT (default
+# 127.0.0.1) and succeed on any SIP response within 1s. VIA_HOST (default
+# 127.0.0.1) is the sender's address in Via/From/Call-ID.
 sip_probe() {
-	local port=$1 msg reply="" fd
-	msg=$(printf 'OPTIONS sip:probe@127.0.0.1:%s SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKbenchprobe%s\r\nFrom: <sip:probe@127.0.0.1>;tag=probe%s\r\nTo: <sip:probe@127.0.0.1:%s>\r\nCall-ID: benchprobe-%s-%s@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 0\r\nContent-Length: 0\r\n\r\n_' \
-		"$port" "$RANDOM$RANDOM" "$RANDOM" "$port" "$$" "$RANDOM$RANDOM")
+	local port=$1 host=${2:-127.0.0.1} via=${3:-127.0.0.1} msg reply="" fd
+	msg=$(printf 'OPTIONS sip:probe@%s:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s:9;rport;branch=z9hG4bKbenchprobe%s\r\nFrom: <sip:probe@%s>;tag=probe%s\r\nTo: <sip:probe@%s:%s>\r\nCall-ID: benchprobe-%s-%s@%s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 0\r\nContent-Length: 0\r\n\r\n_' \
+		"$host" "$port" "$via" "$RANDOM$RANDOM" "$via" "$RANDOM" "$host" "$port" "$$" "$RANDOM$RANDOM" "$via")
 	msg=${msg%_}
-	exec {fd}<>"/dev/udp/127.0.0.1/$port" || return 1
-	# one write() == one datagram
-	{ printf '%s' "$msg" >&"$fd"; } 2>/dev/null || true
+	exec {fd}<>"/dev/udp/$host/$port" || return 1
+	# one write() == one datagram: dd collects the whole message (fullblock)
+	# and writes it once; printf alone may write line by line (it does
+	# under `bash -c`, as proxy_probe runs it inside the namespace)
+	{ printf '%s' "$msg" | dd bs=65535 count=1 iflag=fullblock status=none >&"$fd"; } 2>/dev/null || true
 	reply=$(timeout 1 dd bs=65535 count=1 status=none <&"$fd" 2>/dev/null | head -n1) || true
 	exec {fd}>&-
 	[[ $reply == SIP/2.0* ]]
+}
+
+# proxy_probe PORT: sip_probe the proxy at PROXY_IP:PORT from where SIPp
+# runs. With --netns that is inside the namespace, so the probe crosses the
+# veth like the calls (from the root namespace, a datagram to the veth's own
+# address would go over lo, past the proxy's eBPF programs: unmatched).
+proxy_probe() {
+	local port=$1
+	if ((${#SIPP_EXEC[@]} == 0)); then
+		sip_probe "$port" "$PROXY_IP" "$SIPP_IP"
+		return
+	fi
+	"${SIPP_EXEC[@]}" bash -c "$(declare -f sip_probe)"'; sip_probe "$@"' sip_probe "$port" "$PROXY_IP" "$SIPP_IP"
 }
 
 # ---------------------------------------------------------------- proxies
@@ -264,13 +464,16 @@ proxy_check_tools() {
 	esac
 }
 
-# start_proxy DIR: start a fresh proxy listening on PROXY_PORT, relaying to UAS_PORT
+# start_proxy DIR: start a fresh proxy listening on PROXY_IP:PROXY_PORT,
+# relaying to SIPP_IP:UAS_PORT
 start_proxy() {
 	local dir=$1 i
 	mkdir -p "$dir"
 	case $PROXY in
 	direct) return 0 ;;
 	kamailio)
+		# kamailio.cfg has 127.0.0.1 built in (capacity.sh refuses --netns with it)
+		[[ $PROXY_IP == 127.0.0.1 && $SIPP_IP == 127.0.0.1 ]] || { log "kamailio: bench/kamailio/kamailio.cfg only knows 127.0.0.1"; return 1; }
 		mkdir -p "$dir/run"
 		# setsid: own process group, so the workers can be stopped as a unit
 		setsid "$KAMAILIO" -f "$KAM_CFG" -DD -E -Y "$dir/run" -P "$dir/run/kamailio.pid" \
@@ -281,9 +484,9 @@ start_proxy() {
 		;;
 	sipvigil)
 		cat >"$dir/sipvigil.yaml" <<-EOF
-			listen: [{address: 127.0.0.1:$PROXY_PORT, transports: [udp]}]
+			listen: [{address: $PROXY_IP:$PROXY_PORT, transports: [udp]}]
 			log: {level: $SIPVIGIL_LOG_LEVEL}
-			destinations: {uas: {hops: [127.0.0.1:$UAS_PORT;transport=udp]}}
+			destinations: {uas: {hops: [$SIPP_IP:$UAS_PORT;transport=udp]}}
 			routes: [{name: default, to: uas}]
 			ebpf: {mode: $SIPVIGIL_EBPF${SIPVIGIL_EBPF_EXTRA:+, $SIPVIGIL_EBPF_EXTRA}}
 		EOF
@@ -309,10 +512,10 @@ start_proxy() {
 			PROXY_PID=""
 			return 1
 		fi
-		if sip_probe "$PROXY_PORT"; then return 0; fi
+		if proxy_probe "$PROXY_PORT"; then return 0; fi
 		sleep 0.1
 	done
-	log "proxy did not answer on 127.0.0.1:$PROXY_PORT within ~10s; last log lines:"
+	log "proxy did not answer on $PROXY_IP:$PROXY_PORT within ~10s; last log lines:"
 	tail -n 20 "$dir/proxy.log" >&2 || true
 	return 1
 }
@@ -362,7 +565,7 @@ scenario_files() {
 }
 
 sipp_common_args() {
-	printf '%s\n' -i 127.0.0.1 -t u1 -nostdin -buff_size "$SIPP_BUFF" -max_socket 1024 \
+	printf '%s\n' -i "$SIPP_IP" -t u1 -nostdin -buff_size "$SIPP_BUFF" -max_socket 1024 \
 		-trace_err -trace_stat -fd 1
 }
 
@@ -371,35 +574,39 @@ start_uas() {
 	local dir=$1 tmo=$2 i
 	local -a common
 	mapfile -t common < <(sipp_common_args)
-	"$SIPP" -sf "$UAS_XML" "${common[@]}" -p "$UAS_PORT" -cp "$UAS_CP" -mp "$UAS_MP" \
+	# (ip netns exec execs SIPp: UAS_PID is SIPp's own pid, as without --netns)
+	"${SIPP_EXEC[@]}" "$SIPP" -sf "$UAS_XML" "${common[@]}" -p "$UAS_PORT" -cp "$UAS_CP" -mp "$UAS_MP" \
 		-d "$RING_MS" -error_file "$dir/uas_errors.log" -stf "$dir/uas_stat.csv" \
 		-timeout "${tmo}s" </dev/null >"$dir/uas_screen.log" 2>&1 &
 	UAS_PID=$!
 	for ((i = 0; i < 50; i++)); do
 		kill -0 "$UAS_PID" 2>/dev/null || { log "SIPp UAS died: $(tail -n 3 "$dir/uas_screen.log")"; UAS_PID=""; return 1; }
-		[[ -n $(ss -Hlnu "sport = :$UAS_PORT" 2>/dev/null) ]] && return 0
+		[[ -n $("${SIPP_EXEC[@]}" ss -Hlnu "sport = :$UAS_PORT" 2>/dev/null) ]] && return 0
 		sleep 0.1
 	done
 	log "SIPp UAS not listening on $UAS_PORT"
 	return 1
 }
 
-# run_uac DIR RATE CALLS SIPP_TIMEOUT_S HARD_TIMEOUT_S TARGET_PORT
+# run_uac DIR RATE CALLS SIPP_TIMEOUT_S HARD_TIMEOUT_S TARGET_PORT [TARGET_HOST]
+# (TARGET_HOST default PROXY_IP)
 # Sets UAC_RC, UAC_ELAPSED (s), UAC_CPU_TICKS (sampled), PROXY_TICKS, UAS_TICKS
 run_uac() {
-	local dir=$1 rate=$2 calls=$3 tmo=$4 hard=$5 target=$6
+	local dir=$1 rate=$2 calls=$3 tmo=$4 hard=$5 target=$6 thost=${7:-$PROXY_IP}
 	local -a common
 	mapfile -t common < <(sipp_common_args)
 	local p0 p1 s0 s1 t0 t1 sipp_pid="" last=0 cur
 	p0=$(proxy_cpu_ticks)
 	s0=$(cpu_ticks "$UAS_PID")
 	t0=$(now)
-	timeout -k 5 "$hard" "$SIPP" -sf "$UAC_XML" "${common[@]}" -s uas \
+	# timeout(1) forks one child that (ip netns exec and then) SIPp execs in:
+	# the child's pid is SIPp's
+	timeout -k 5 "$hard" "${SIPP_EXEC[@]}" "$SIPP" -sf "$UAC_XML" "${common[@]}" -s uas \
 		-p "$UAC_PORT" -cp "$UAC_CP" -mp "$UAC_MP" -d "$HOLD_MS" \
 		-r "$rate" -rp 1000 -m "$calls" -l $((rate * 10 + 1000)) \
 		-recv_timeout "$RECV_TIMEOUT_MS" -timeout "${tmo}s" -timeout_error \
 		-error_file "$dir/uac_errors.log" -stf "$dir/uac_stat.csv" \
-		"127.0.0.1:$target" </dev/null >"$dir/uac_screen.log" 2>&1 &
+		"$thost:$target" </dev/null >"$dir/uac_screen.log" 2>&1 &
 	UAC_PID=$!
 	# the UAC's own CPU can only be read while it lives: sample it
 	while kill -0 "$UAC_PID" 2>/dev/null; do
@@ -424,10 +631,17 @@ run_uac() {
 
 # udp_errors: "RcvbufErrors SndbufErrors" from /proc/net/snmp (host-wide
 # counters: on loopback a receive-buffer drop is the usual cause of SIP
-# retransmissions at high rates)
+# retransmissions at high rates). The counters are per network namespace:
+# with --netns the namespace's (SIPp's sockets) are added to the root's.
 udp_errors() {
-	awk '$1 == "Udp:" { if (!hdr) { for (i = 2; i <= NF; i++) h[$i] = i; hdr = 1 }
-		else { print $(h["RcvbufErrors"]) + 0, $(h["SndbufErrors"]) + 0; exit } }' /proc/net/snmp
+	# shellcheck disable=SC2016  # an awk program
+	local prog='$1 == "Udp:" { if (!hdr) { for (i = 2; i <= NF; i++) h[$i] = i; hdr = 1 }
+		else { print $(h["RcvbufErrors"]) + 0, $(h["SndbufErrors"]) + 0; exit } }'
+	local root ns=""
+	root=$(awk "$prog" /proc/net/snmp)
+	# /proc/net is /proc/self/net: read by a process inside the namespace
+	[[ -n $NETNS_NAME ]] && ns=$(ip netns exec "$NETNS_NAME" awk "$prog" /proc/net/snmp 2>/dev/null)
+	awk -v a="$root" -v b="${ns:-0 0}" 'BEGIN { split(a, x, " "); split(b, y, " "); print x[1] + y[1], x[2] + y[2] }'
 }
 
 # stat_get CSV COLUMN: value of COLUMN in the last row of a SIPp -trace_stat file
@@ -461,6 +675,12 @@ env_header() {
 	out "# sipvigil bench $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 	out "# host: $(uname -srm), $(nproc) cpus, loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 	out "# sipp: $("$SIPP" -v 2>&1 | awk 'NF { v = $2; sub(/[.]$/, "", v); print v; exit }'), net.core.rmem_max=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo '?') wmem_max=$(cat /proc/sys/net/core/wmem_max 2>/dev/null || echo '?')"
+	if [[ -n $NETNS_NAME ]]; then
+		out "# netns: on (veth, SIPp in $NETNS_NAME, proxy on $NETNS_VETH_ROOT $NETNS_ROOT_IP)"
+		out "# netns: SIPp on $NETNS_VETH_NS $NETNS_NS_IP/30 inside $NETNS_NAME; proxy $NETNS_ROOT_IP/30 in the root namespace; no IPv6, static neighbours (no ARP); sysctls in the namespace: ${NETNS_SYSCTLS:-none}"
+	else
+		out "# netns: off (SIPp and proxy on 127.0.0.1, lo)"
+	fi
 	case $PROXY in
 	kamailio) out "# proxy: $("$KAMAILIO" -v 2>/dev/null | awk 'NR == 1 { print $2, $3 }') children=$CHILDREN shm=${KAM_SHM_MB}MB mem=${KAM_MEM:-default}" ;;
 	sipvigil) out "# proxy: sipvigil $SIPVIGIL_BIN (git $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO_DIR" diff --quiet 2>/dev/null || echo '+dirty')) GOMAXPROCS=${GOMAXPROCS:-default}" ;;
@@ -494,6 +714,20 @@ ebpf_stats() {
 			if (line == "") exit
 			n = split(line, f, " ")
 			for (i = 1; i <= n; i++) if (f[i] ~ /^[a-z_0-9]+=/ && f[i] !~ /^(time|level|msg)=/) print f[i]
+		}' "$logf"
+}
+
+# sipvigil_ebpf_ifaces LOG: the interfaces the capture attached to, from the
+# startup line msg="eBPF kernel timestamps enabled" (log level info), comma
+# separated ("lo", "svb0-123"); nothing when there is no such line.
+sipvigil_ebpf_ifaces() {
+	local logf=$1
+	[[ -r $logf ]] || return 0
+	awk '/msg="eBPF kernel timestamps enabled"/ {
+			if (match($0, /interfaces="?\[[^]]*\]/)) {
+				v = substr($0, RSTART, RLENGTH); sub(/^interfaces="?\[/, "", v); sub(/\]$/, "", v)
+				gsub(/ +/, ",", v); print v; exit
+			}
 		}' "$logf"
 }
 

@@ -12,7 +12,8 @@
 # eBPF is on in both searches (kernel timestamps are part of what a trace
 # carries), so the ratio isolates tracing. Exit 0 = PASS, 1 = FAIL (ratio,
 # spans dropped, or no passing trial), 2 = could not measure.
-# Needs root (ebpf.mode on attaches TC programs).  See bench/README.md.
+# --netns: both searches with capacity.sh --netns (SIPp in a namespace, proxy
+# on a veth).  Needs root (ebpf.mode on attaches TC programs).  See bench/README.md.
 set -euo pipefail
 
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -24,6 +25,7 @@ MAX_RATE=8000
 RESOLUTION=100
 MAX_TRIALS=25
 MIN_RATIO=0.90
+NETNS=0             # --netns (or --netns after --): capacity.sh --netns for every run
 EXTRA=()            # after --: passed to both capacity.sh calls
 
 usage() {
@@ -35,6 +37,8 @@ usage: bench/trace.sh [options] [-- capacity.sh options]
   --resolution CPS      bisection resolution (default: $RESOLUTION)
   --max-trials N        per capacity search (default: $MAX_TRIALS)
   --min-ratio F         pass when max_rate(on)/max_rate(off) >= F (default: $MIN_RATIO)
+  --netns               SIPp in a network namespace, proxy on a veth (capacity.sh --netns): the
+                        proxy's eBPF programs see each datagram once, as on a NIC, not twice (lo)
   --keep                keep capacity.sh's temp dirs (proxy/SIPp/otlpsink logs)
   -- ARGS               extra capacity.sh options for both runs (e.g. --scenario reinvite)
 EOF
@@ -49,6 +53,7 @@ while (($#)); do
 	--max-trials) MAX_TRIALS=${2:?}; shift 2 ;;
 	--min-ratio) MIN_RATIO=${2:?}; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--netns) NETNS=1; shift ;;
 	--) shift; EXTRA=("$@"); break ;;
 	-h | --help) usage; exit 0 ;;
 	*) usage >&2; die "unknown option: $1" ;;
@@ -66,6 +71,15 @@ sipvigil_require_ebpf
 sipvigil_require_tracing
 ensure_otlpsink
 
+# --netns given directly or after --: passed to capacity.sh once, first
+rest=()
+for a in "${EXTRA[@]}"; do
+	if [[ $a == --netns ]]; then NETNS=1; else rest+=("$a"); fi
+done
+if ((NETNS)); then
+	need_cmd ip
+	EXTRA=(--netns "${rest[@]}")
+fi
 CAP=$BENCH_DIR/capacity.sh
 TMPD=$(mktemp -d "${TMPDIR:-/tmp}/sipvigil-trace.XXXXXX")
 CHILD_PID=""
@@ -100,7 +114,7 @@ run_capacity() {
 	local outf="$TMPD/$name.out" keep=()
 	((KEEP)) && keep=(--keep)
 	: >"$outf"
-	log "== $name: capacity.sh $*"
+	log "== $name: capacity.sh $*${EXTRA[*]:+ ${EXTRA[*]}}"
 	"$CAP" "$@" "${keep[@]}" "${EXTRA[@]}" </dev/null >"$outf" &
 	CHILD_PID=$!
 	tail -n +1 -f --pid="$CHILD_PID" "$outf" &
@@ -110,6 +124,8 @@ run_capacity() {
 	CHILD_PID=""
 	wait "$tail_pid" 2>/dev/null || true
 	grep '^# results:' "$outf" | sed 's/^/# '"$name"' /' >>"$RESULT_FILE" || true
+	# which namespace/veth this run used (capacity.sh header)
+	grep '^# netns: on ' "$outf" | sed 's/^# /# '"$name"' /' >>"$RESULT_FILE" || true
 }
 
 # field KEY FILE [PREFIX]: value of KEY=... on the last line starting with PREFIX
@@ -127,6 +143,11 @@ common=(--proxy sipvigil --ebpf on --duration "$DURATION" --start "$START_RATE" 
 out "# sipvigil tracing on/off capacity $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 out "# host: $(uname -srm), $(nproc) cpus, loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 out "# capacity.sh ${common[*]}${EXTRA[*]:+ ${EXTRA[*]}}, --tracing off then --tracing on (sample_ratio 1.0, OTLP/HTTP to bench/otlpsink); min ratio $MIN_RATIO"
+if ((NETNS)); then
+	out "# netns: on (veth, SIPp in svbench-PID, proxy on svb0-PID 10.250.X.1: a fresh namespace per capacity.sh run, named in its header and below)"
+else
+	out "# netns: off (SIPp and proxy on 127.0.0.1, lo)"
+fi
 
 run_capacity off "${common[@]}" --tracing off
 ((CAP_RC <= 1)) || die "capacity.sh --tracing off failed (exit $CAP_RC)"
@@ -173,14 +194,18 @@ if [[ ${OFF_RING:-0} != 0 || ${ON_RING:-0} != 0 ]]; then
 	out "NOTE: eBPF ring drops at a capacity (off=${OFF_RING:-na} on=${ON_RING:-na}): those messages fell back to user-space timestamps (msgs_user)"
 fi
 if grep -q 'foreign-sipcap-progs' "$TMPD/off.out" "$TMPD/on.out"; then
-	out "NOTE: another process's sipcap programs (e.g. e2e tests with eBPF) were loaded during some trials: they ran on these lo packets too"
+	if ((NETNS)); then
+		out "NOTE: another process's sipcap programs (e.g. e2e tests with eBPF) were loaded during some trials: not on this run's veth (they did not run on its packets), but they compete for the CPU"
+	else
+		out "NOTE: another process's sipcap programs (e.g. e2e tests with eBPF) were loaded during some trials: they ran on these lo packets too"
+	fi
 fi
 ratio_line="RATIO on/off=$RATIO min=$MIN_RATIO spans_dropped_at_on_capacity=${ON_DROPPED:-na} => $VERDICT"
 ((${#why[@]})) && ratio_line+=" why=$(IFS=,; echo "${why[*]}")"
 out "$ratio_line"
 
 out ""
-out "VERDICT $VERDICT tracing_off=$OFF_RATE tracing_on=$ON_RATE ratio=$RATIO (min $MIN_RATIO) spans_dropped=${ON_DROPPED:-na}"
+out "VERDICT $VERDICT tracing_off=$OFF_RATE tracing_on=$ON_RATE ratio=$RATIO (min $MIN_RATIO) spans_dropped=${ON_DROPPED:-na} netns=$( ((NETNS)) && echo on || echo off)"
 out "NOTE: single capacity searches on 2 shared cores; one bisection step at --resolution $RESOLUTION is $(awk -v r="$RESOLUTION" -v o="$OFF_RATE" 'BEGIN { if (o > 0) printf "%.1f", r / o * 100; else print "?" }')% of the off rate: repeat the run before trusting a ratio near $MIN_RATIO."
 out "# results: $RESULT_FILE"
 [[ $VERDICT == PASS ]] || exit 1

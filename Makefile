@@ -12,7 +12,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
 
-.PHONY: all build run test deps test-unit test-e2e lint generate check-generated bench bench-capacity bench-reorder bench-suspend bench-ebpf bench-trace jaeger clean
+.PHONY: all build run test deps test-unit test-e2e lint generate check-generated bench bench-capacity bench-reorder bench-suspend bench-ebpf bench-trace jaeger dashboards clean
 
 all: build
 
@@ -79,6 +79,11 @@ bench-ebpf: build
 bench-trace: build
 	$(GO) build -o bin/otlpsink ./bench/otlpsink
 	./bench/trace.sh
+
+# Regenerate dashboards/*.json from the Go builders in dashboards/
+# (go test ./dashboards fails when the committed JSON is stale).
+dashboards:
+	$(GO) run ./dashboards/gen -out dashboards
 
 # Jaeger v2: the real OTLP trace backend of test/e2e, built from its own
 # module tools/jaeger (never the main go.mod: the otel versions conflict;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real peers sipvigil's tests drive, if they are missing:
-# SIPp (Debian package sip-tester) and clang/libbpf for the eBPF code
-# check. Idempotent, and quiet when everything is present.
+# SIPp (Debian package sip-tester), clang/libbpf for the eBPF code check,
+# and Prometheus. Idempotent, and quiet when everything is present.
 set -euo pipefail
 
 need=()
@@ -13,6 +13,11 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v clang >/dev/null 2>&1 || need+=(clang llvm)
 [ -e /usr/include/bpf/bpf_helpers.h ] || need+=(libbpf-dev)
 command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
+# prometheus: promtool checks the shipped alert rules, and the end-to-end
+# metrics test scrapes the proxy with a real Prometheus (2.42 on Debian
+# 12). The package starts no service where PID 1 is not systemd; the test
+# runs its own instance on a loopback port.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -gt 0 ]; then
 	SUDO=""

@@ -23,6 +23,7 @@ import (
 	"sipvigil/proxy/suspend"
 	"sipvigil/proxy/transport"
 	"sipvigil/proxy/worker"
+	"sipvigil/telemetry/metrics"
 )
 
 // drainLinger is how long a drained proxy keeps relaying in-dialog
@@ -205,6 +206,17 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 		inboxes[i] = workers[i]
 	}
 	disp.Bind(inboxes, tp)
+	if err := tel.registerMetrics(metrics.Sources{
+		Workers:    metrics.WorkerSources(workers),
+		Dispatcher: disp,
+		Transport:  tp,
+		Queues:     queues,
+		Lookups:    lookups,
+		Health:     health,
+		Kernel:     metrics.Kernel(kt.src),
+	}); err != nil {
+		return err
+	}
 
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stopSignals()
@@ -249,6 +261,7 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 	for _, warning := range cfg.Warnings {
 		log.Warn(warning)
 	}
+	tel.ready.Store(true)
 	log.Info("sipvigil serving", "version", version, "listen", listens, "workers", n, "record_route", cfg.Proxy.RecordRoute)
 
 	select {
@@ -265,6 +278,7 @@ func runProxy(cfg *config.Config, log *slog.Logger, kernelDump string) error {
 	// Graceful shutdown: new dialogs get 503, open transactions get until
 	// the grace deadline, then whatever is left is answered 503.
 	deadline := time.Now().Add(cfg.Shutdown.Grace)
+	tel.ready.Store(false)
 	log.Info("draining", "grace", cfg.Shutdown.Grace)
 	disp.Drain()
 	// Queued requests are released now (policy "release"), or answered

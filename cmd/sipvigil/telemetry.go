@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,9 @@ type telemetry struct {
 	wg      sync.WaitGroup
 	cancel  context.CancelFunc
 	log     *slog.Logger
+	// ready is /readyz: set once the proxy serves, cleared when it starts
+	// draining, so a load balancer stops sending new calls first.
+	ready atomic.Bool
 }
 
 // txnObserver is what workers report transaction records to (nil: none).
@@ -90,8 +94,8 @@ func openTelemetry(cfg *config.Config, kt *kernelTelemetry, log *slog.Logger) (*
 	}
 	if cfg.Metrics.Listen != "" {
 		t.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-		sinks = append(sinks, metrics.NewEvidence(t.reg, sampled))
-		t.server, err = metrics.Listen(cfg.Metrics.Listen, t.reg, nil, log.With("component", "metrics"))
+		sinks = append(sinks, metrics.NewEvidence(t.reg, sampled), metrics.NewTraffic(t.reg))
+		t.server, err = metrics.Listen(cfg.Metrics.Listen, t.reg, t.ready.Load, log.With("component", "metrics"))
 		if err != nil {
 			if t.traces != nil {
 				_ = t.traces.Shutdown(context.Background())
@@ -180,4 +184,24 @@ func logCallID(mode string) func(string) string {
 		}
 		return "[redacted]"
 	}
+}
+
+// registerMetrics exposes the proxy's own counters (read at scrape time)
+// when the metrics endpoint is on.
+func (t *telemetry) registerMetrics(s metrics.Sources) error {
+	if t.server == nil {
+		return nil
+	}
+	if t.tracker != nil {
+		s.Tracker = t.tracker
+	}
+	if t.traces != nil {
+		s.Traces = t.traces
+	}
+	s.Build = metrics.NewBuildInfo(version)
+	s.Log = t.log.With("component", "metrics")
+	if err := metrics.Register(t.reg, s); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
 }

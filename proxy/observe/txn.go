@@ -23,6 +23,9 @@ type Txn struct {
 	// FromTag is the From tag of the request: with CallID it names the side
 	// of the dialog that sent it (each side has its own CSeq order).
 	FromTag string
+	// Initial marks a request outside any dialog (no To tag): for an
+	// INVITE, a new call rather than a re-INVITE.
+	Initial bool
 	// Kind says what the record covers.
 	Kind TxnKind
 	// Start is the user-space receive time of the first message, End when

@@ -46,6 +46,7 @@ func (w *Worker) recordServer(ctx *serverCtx, in transport.Inbound, req *sip.Req
 		return
 	}
 	t := w.newRecord(observe.TxnServer, req, in.Mono)
+	t.Initial = ctx.initial
 	w.recordIn(t, in, req)
 	ctx.rec = t
 }

@@ -65,7 +65,7 @@ func TestTransactionRecords(t *testing.T) {
 		t.Fatalf("%d records after the 200, want 1", len(sink.got))
 	}
 	r := sink.got[0]
-	if r.Kind != observe.TxnServer || r.Method != "INVITE" || r.CallID != "call-1@test" || r.CSeq != 1 ||
+	if r.Kind != observe.TxnServer || r.Method != "INVITE" || !r.Initial || r.CallID != "call-1@test" || r.CSeq != 1 ||
 		r.Branch != "z9hG4bK-uac-1" || r.FromTag != "a1" || r.Final != 200 || r.Start != 1000 || r.End == 0 {
 		t.Errorf("record = %+v", r)
 	}

@@ -61,7 +61,6 @@ var contract = map[string]contractMetric{
 	"sipvigil_hop_up":                {"gauge", map[string][]string{"set": nil, "hop": nil}},
 	"sipvigil_hop_probe_rtt_seconds": {"gauge", map[string][]string{"set": nil, "hop": nil}},
 	"sipvigil_failovers_total":       {"counter", nil},
-	"sipvigil_hop_transitions_total": {"counter", map[string][]string{"set": nil, "hop": nil, "to": {"up", "down"}}},
 
 	"sipvigil_order_violations_total": {"counter", map[string][]string{"kind": {"response_reorder", "provisional_after_final", "request_reorder"}}},
 

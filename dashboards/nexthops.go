@@ -31,9 +31,9 @@ func nextHopsSpec() dashSpec {
 				{title: "Probe RTT (last OPTIONS)", unit: units.Seconds, w: 12, h: 8, min: f64(0), requires: RequiresHops,
 					desc:    "Round-trip time of the last OPTIONS probe of each hop (absent until first probed).",
 					queries: []query{{expr: gaugeMax("sipvigil_hop_probe_rtt_seconds", "", "set, hop"), legend: "{{set}} {{hop}}"}}},
-				{title: "Hop transitions/s", unit: units.OpsPerSecond, w: 12, h: 8, min: f64(0), requires: RequiresHops,
-					desc:    "Hops going up or down.",
-					queries: []query{{expr: rate("sipvigil_hop_transitions_total", "", "set, hop, to"), legend: "{{set}} {{hop}} → {{to}}", optional: true}}},
+				{title: "Hop state changes", unit: units.Short, w: 12, h: 8, min: f64(0), requires: RequiresHops,
+					desc:    "How often each hop changed state (up or down) within the step, from the scraped sipvigil_hop_up; a flap shorter than a scrape is not seen.",
+					queries: []query{{expr: "sum by (set, hop) (changes(" + sel("sipvigil_hop_up", "") + "[" + RateInterval + "]))", legend: "{{set}} {{hop}}", optional: true}}},
 			}},
 			{title: "Failovers & lookups", panels: []panelSpec{
 				{title: "Failovers/s over time", unit: units.OpsPerSecond, w: 8, h: 8, min: f64(0),

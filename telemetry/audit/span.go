@@ -2,12 +2,13 @@ package audit
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"encoding/hex"
 	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"sipvigil/telemetry/evidence"
 )
 
 // Names from docs/tracing.md. They mirror the constants of package
@@ -54,8 +55,8 @@ const (
 // Call-ID). It lets `audit --call` find a call without any index on
 // Call-IDs, including when the proxy redacts them.
 func CallTraceID(callID string) string {
-	sum := sha256.Sum256([]byte("sipvigil/call-id\x00" + callID))
-	return hex.EncodeToString(sum[:16])
+	id := evidence.TraceID(callID)
+	return hex.EncodeToString(id[:])
 }
 
 // Span is one exported span, decoded from whatever carried it.

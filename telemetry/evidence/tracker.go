@@ -363,13 +363,31 @@ func (t *Tracker) Stats() Stats {
 	return s
 }
 
-// TraceID derives a call's trace ID from its Call-ID (docs/tracing.md):
-// every instance that handles the call computes the same one.
+// traceIDDomain separates sipvigil's Call-ID hash from any other SHA-256
+// of a Call-ID (docs/tracing.md, "Trace identity").
+const traceIDDomain = "sipvigil/call-id\x00"
+
+// TraceID derives a call's trace ID from its Call-ID: the first 16 bytes
+// of SHA-256("sipvigil/call-id\x00" + callID). Every instance that handles
+// the call computes the same one, so their spans meet in one trace without
+// propagation, and `sipvigil audit --call` finds them from the Call-ID.
+// This is the one implementation; tracing and audit call it.
 func TraceID(callID string) [16]byte {
-	h := sha256.New()
-	h.Write([]byte("sipvigil/call-id\x00"))
-	h.Write([]byte(callID))
+	// Hash from a stack buffer: the common Call-ID fits, and this runs
+	// once per transaction.
+	var buf [256]byte
+	var sum [sha256.Size]byte
+	if len(traceIDDomain)+len(callID) <= len(buf) {
+		b := append(buf[:0], traceIDDomain...)
+		b = append(b, callID...)
+		sum = sha256.Sum256(b)
+	} else {
+		h := sha256.New()
+		h.Write([]byte(traceIDDomain))
+		h.Write([]byte(callID))
+		h.Sum(sum[:0])
+	}
 	var id [16]byte
-	copy(id[:], h.Sum(nil))
+	copy(id[:], sum[:16])
 	return id
 }

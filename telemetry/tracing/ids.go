@@ -5,35 +5,13 @@ import (
 	"encoding/hex"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"sipvigil/telemetry/evidence"
 )
 
-// traceIDDomain separates sipvigil's Call-ID hash from any other SHA-256
-// of a Call-ID (docs/tracing.md, "Trace identity").
-const traceIDDomain = "sipvigil/call-id\x00"
-
-// TraceID derives the trace ID of a call: the first 16 bytes of
-// SHA-256("sipvigil/call-id\x00" + callID). Every instance computes the same
-// ID for the same call, so their spans meet in one trace without any
-// propagation, and `sipvigil audit --call` finds them from the Call-ID.
-func TraceID(callID string) trace.TraceID {
-	// Hash from a stack buffer: the common Call-ID fits, and TraceID runs
-	// once per transaction.
-	var buf [256]byte
-	var sum [sha256.Size]byte
-	if len(traceIDDomain)+len(callID) <= len(buf) {
-		b := append(buf[:0], traceIDDomain...)
-		b = append(b, callID...)
-		sum = sha256.Sum256(b)
-	} else {
-		h := sha256.New()
-		h.Write([]byte(traceIDDomain))
-		h.Write([]byte(callID))
-		h.Sum(sum[:0])
-	}
-	var id trace.TraceID
-	copy(id[:], sum[:16])
-	return id
-}
+// TraceID derives the trace ID of a call from its Call-ID
+// (evidence.TraceID: docs/tracing.md, "Trace identity").
+func TraceID(callID string) trace.TraceID { return trace.TraceID(evidence.TraceID(callID)) }
 
 // Redaction modes (Config.Redact).
 const (

@@ -61,16 +61,18 @@ type Packet struct {
 
 // Observer receives packets. Implementations must be safe for concurrent
 // use (every reader and writer calls it), must not block and must not
-// retain Packet.Data.
+// retain Packet.Data. The packet is passed by value: a pointer handed
+// through an interface escapes, which would cost a heap allocation per
+// message on the transport's hot path.
 type Observer interface {
-	Packet(p *Packet)
+	Packet(p Packet)
 }
 
 // Nop is the Observer used when nothing watches.
 type Nop struct{}
 
 // Packet does nothing.
-func (Nop) Packet(*Packet) {}
+func (Nop) Packet(Packet) {}
 
 // Monotonic returns CLOCK_MONOTONIC in nanoseconds without a syscall: the
 // runtime's vDSO clock, the same clock as bpf_ktime_get_ns, so user-space

@@ -63,8 +63,9 @@ type Config struct {
 	// not block.
 	Observer observe.Observer
 	// PacketIDs numbers inbound messages and takes their CLOCK_MONOTONIC
-	// receive time (Inbound.PacketID, Inbound.Mono) even with no Observer:
-	// the workers' transaction records need them for traces.
+	// receive time (Inbound.PacketID, Inbound.Mono), and with an Observer
+	// gives each a kernel-stamp slot: the workers' transaction records
+	// need them. Without it the transport spends nothing on either.
 	PacketIDs bool
 }
 

@@ -67,13 +67,13 @@ type Inbound struct {
 	// Received is the user-space receive time, taken right after the read
 	// syscall returned.
 	Received time.Time
-	// PacketID and Mono are set only while an observer watches or
-	// Config.PacketIDs asks (0 otherwise): the ID the observer saw for this
+	// PacketID is set only with Config.PacketIDs, Mono also while an
+	// observer watches (0 otherwise): the ID the observer saw for this
 	// message (observe.Packet.ID) and its CLOCK_MONOTONIC receive time.
 	PacketID uint64
 	Mono     int64
-	// Stamp is the kernel-timestamp slot handed to the observer (nil when
-	// nothing observes).
+	// Stamp is the kernel-timestamp slot handed to the observer (nil
+	// unless both an observer and Config.PacketIDs are set).
 	Stamp *observe.Stamp
 	// Socket is the index (0..UDPSockets()-1) of the UDP socket the datagram
 	// was read from; 0 for TCP.

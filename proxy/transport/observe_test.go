@@ -15,8 +15,8 @@ type packetLog struct {
 	ps []observe.Packet
 }
 
-func (l *packetLog) Packet(p *observe.Packet) {
-	c := *p
+func (l *packetLog) Packet(p observe.Packet) {
+	c := p
 	c.Data = bytes.Clone(p.Data)
 	l.mu.Lock()
 	l.ps = append(l.ps, c)

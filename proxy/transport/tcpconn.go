@@ -41,13 +41,10 @@ type outItem struct {
 type tcpConn struct {
 	t        *Transport
 	readMono int64 // CLOCK_MONOTONIC of the last read; reader goroutine only
-	// Reused observer packets: inPkt belongs to the reader goroutine,
-	// outPkt to the writer goroutine.
-	inPkt, outPkt observe.Packet
-	id            uint64
-	remote        netip.AddrPort
-	outbound      bool
-	dialFrom      netip.AddrPort // outbound only
+	id       uint64
+	remote   netip.AddrPort
+	outbound bool
+	dialFrom netip.AddrPort // outbound only
 
 	// local is set before the reader starts and read only by it.
 	local netip.AddrPort
@@ -263,8 +260,8 @@ func (c *tcpConn) write(items []outItem, bufs net.Buffers) error {
 	for _, it := range items {
 		if !it.keepalive {
 			if c.t.obs != nil {
-				c.outPkt = observe.Packet{ID: it.id, Stamp: it.stamp, Dir: observe.Out, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: it.data, Mono: mono}
-				c.t.obs.Packet(&c.outPkt)
+				c.t.obs.Packet(observe.Packet{ID: it.id, Stamp: it.stamp, Dir: observe.Out, Proto: observe.ProtoTCP,
+					Local: c.local, Remote: c.remote, ConnID: c.id, Data: it.data, Mono: mono})
 			}
 			pc.sent.Add(1)
 			pc.sentBytes.Add(uint64(len(it.data)))
@@ -340,14 +337,10 @@ func (c *tcpConn) feed(data []byte, now time.Time) bool {
 			pc := &t.counters.tcp
 			pc.received.Add(1)
 			pc.receivedBytes.Add(uint64(f.size))
-			var id uint64
-			var stamp *observe.Stamp
+			id, stamp := t.number()
 			if t.obs != nil {
-				id, stamp = t.packetIDs.Add(1), new(observe.Stamp)
-				c.inPkt = observe.Packet{ID: id, Stamp: stamp, Dir: observe.In, Proto: observe.ProtoTCP, Local: c.local, Remote: c.remote, ConnID: c.id, Data: f.raw, Mono: c.readMono}
-				t.obs.Packet(&c.inPkt)
-			} else if t.cfg.PacketIDs {
-				id = t.packetIDs.Add(1)
+				t.obs.Packet(observe.Packet{ID: id, Stamp: stamp, Dir: observe.In, Proto: observe.ProtoTCP,
+					Local: c.local, Remote: c.remote, ConnID: c.id, Data: f.raw, Mono: c.readMono})
 			}
 			t.h.HandleInbound(Inbound{
 				Msg: f.msg, Proto: TCP, Local: c.local, Remote: c.remote,

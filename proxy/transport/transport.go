@@ -239,3 +239,19 @@ func (t *Transport) bad(p Proto, local, remote netip.AddrPort, reason string, er
 
 // isClosedErr reports errors that mean "we closed this socket ourselves".
 func isClosedErr(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// number returns the ID and the kernel-stamp slot of an inbound message.
+// IDs exist only for the workers' transaction records (PacketIDs), and a
+// stamp slot only when, in addition, an observer (the eBPF matcher) can
+// fill it; otherwise both are zero and the message costs no atomic add and
+// no allocation.
+func (t *Transport) number() (id uint64, stamp *observe.Stamp) {
+	if !t.cfg.PacketIDs {
+		return 0, nil
+	}
+	id = t.packetIDs.Add(1)
+	if t.obs != nil {
+		stamp = new(observe.Stamp)
+	}
+	return id, stamp
+}

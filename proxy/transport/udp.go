@@ -122,9 +122,6 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 	parser := NewParser()
 	parser.MaxMessageLength = t.cfg.MaxDatagram
 	pc := t.counters.proto(UDP)
-	// One Packet per reader, reused: handed to the observer through an
-	// interface it would otherwise be a heap allocation per datagram.
-	obsPkt := &observe.Packet{Dir: observe.In, Proto: observe.ProtoUDP, Local: g.addr}
 	backoff := time.Duration(0)
 	for {
 		n, _, flags, raddr, err := conn.ReadMsgUDPAddrPort(buf, nil)
@@ -146,14 +143,10 @@ func (t *Transport) readUDP(g *udpGroup, idx int) {
 		}
 		backoff = 0
 		remote := unmap(raddr)
-		var id uint64
-		var stamp *observe.Stamp
+		id, stamp := t.number()
 		if t.obs != nil {
-			id, stamp = t.packetIDs.Add(1), new(observe.Stamp)
-			obsPkt.ID, obsPkt.Stamp, obsPkt.Remote, obsPkt.Data, obsPkt.Mono = id, stamp, remote, buf[:n], mono
-			t.obs.Packet(obsPkt)
-		} else if t.cfg.PacketIDs {
-			id = t.packetIDs.Add(1)
+			t.obs.Packet(observe.Packet{ID: id, Stamp: stamp, Dir: observe.In, Proto: observe.ProtoUDP,
+				Local: g.addr, Remote: remote, Data: buf[:n], Mono: mono})
 		}
 		if flags&msgTrunc != 0 || n > t.cfg.MaxDatagram {
 			t.bad(UDP, g.addr, remote, ReasonTruncated,
@@ -257,9 +250,7 @@ func (t *Transport) sendUDP(out Outbound) error {
 		return fmt.Errorf("udp send %s -> %s: %w", g.addr, to, err)
 	}
 	if t.obs != nil {
-		// Send runs on any worker, so there is no goroutine-owned Packet
-		// to reuse; the allocation is paid only while something observes.
-		t.obs.Packet(&observe.Packet{ID: out.PacketID, Stamp: out.Stamp, Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: mono})
+		t.obs.Packet(observe.Packet{ID: out.PacketID, Stamp: out.Stamp, Dir: observe.Out, Proto: observe.ProtoUDP, Local: g.addr, Remote: to, Data: out.Data, Mono: mono})
 	}
 	pc.sent.Add(1)
 	pc.sentBytes.Add(uint64(len(out.Data)))

@@ -105,7 +105,7 @@ func NewMatcher(cfg Config, clock *Clock, out func(Match)) *Matcher {
 }
 
 // Packet implements observe.Observer.
-func (m *Matcher) Packet(p *observe.Packet) { m.AddPacket(p) }
+func (m *Matcher) Packet(p observe.Packet) { m.AddPacket(&p) }
 
 // AddPacket records a message the proxy read or wrote. p.Data is hashed
 // and scanned for the summary, not kept.

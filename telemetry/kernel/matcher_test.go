@@ -27,7 +27,7 @@ func TestUDPBothDirectionsBothOrders(t *testing.T) {
 				}
 				if kernelFirst {
 					m.AddKernel(ev)
-					m.Packet(p) // via the observe.Observer method
+					m.Packet(*p) // via the observe.Observer method
 				} else {
 					m.AddPacket(p)
 					m.AddKernel(ev)

@@ -271,10 +271,11 @@ func responseForwards(r *Txn) []order.Forward {
 	var fw []order.Forward
 	for i := range r.Msgs {
 		m := &r.Msgs[i]
-		if m.Dir != observe.Out || m.Status == 0 || m.Relays <= 0 || m.Relays > len(r.Msgs) || m.Retransmission {
+		src := r.Relayed(i)
+		if src == nil || m.Status == 0 {
 			continue
 		}
-		fw = append(fw, forward(&r.Msgs[m.Relays-1], m, r.CSeq, i))
+		fw = append(fw, forward(src, m, r.CSeq, i))
 	}
 	return fw
 }

@@ -5,7 +5,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"sipvigil/proxy/observe"
 	"sipvigil/telemetry/evidence"
 	"sipvigil/telemetry/order"
 )
@@ -63,11 +62,8 @@ func (e *Evidence) Export(t *evidence.Txn) {
 	}
 	for i := range t.Msgs {
 		m := &t.Msgs[i]
-		if m.Dir != observe.Out || m.Relays <= 0 || m.Relays > len(t.Msgs) || m.Retransmission || m.Source != evidence.SourceKernel {
-			continue
-		}
-		src := &t.Msgs[m.Relays-1]
-		if src.Source != evidence.SourceKernel {
+		src := t.Relayed(i)
+		if src == nil || m.Source != evidence.SourceKernel || src.Source != evidence.SourceKernel {
 			continue
 		}
 		k := 1 // response

@@ -203,15 +203,13 @@ func (t *Traffic) Export(r *evidence.Txn) {
 		// Processing: user-space read of the original to user-space
 		// hand-off of its forward (the proxy's own clock at both ends, so
 		// it is what the proxy did, not what the kernel queued).
-		if m.Relays > 0 && m.Relays <= len(r.Msgs) {
-			if src := r.Msgs[m.Relays-1].Msg; src != nil {
-				if ns := m.Msg.Mono - src.Mono; ns >= 0 {
-					k := 0
-					if m.Status != 0 {
-						k = 1
-					}
-					t.processing[k].Observe(float64(ns) / 1e9)
+		if src := r.Relayed(i); src != nil && src.Msg != nil {
+			if ns := m.Msg.Mono - src.Msg.Mono; ns >= 0 {
+				k := 0
+				if m.Status != 0 {
+					k = 1
 				}
+				t.processing[k].Observe(float64(ns) / 1e9)
 			}
 		}
 		if !initial || m.Status < 100 || final {

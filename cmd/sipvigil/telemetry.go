@@ -11,8 +11,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/trace"
 
 	"sipvigil/proxy/config"
 	"sipvigil/proxy/observe"
@@ -89,7 +87,7 @@ func openTelemetry(cfg *config.Config, kt *kernelTelemetry, log *slog.Logger) (*
 			return nil, fmt.Errorf("tracing: %w", err)
 		}
 		sinks = append(sinks, t.traces)
-		sampled = ratioSampled(tc.SampleRatio)
+		sampled = t.traces.Sampled
 		log.Info("tracing enabled", "endpoint", tc.Endpoint, "protocol", tc.Protocol, "sample_ratio", tc.SampleRatio)
 	}
 	if cfg.Metrics.Listen != "" {
@@ -112,21 +110,6 @@ func openTelemetry(cfg *config.Config, kt *kernelTelemetry, log *slog.Logger) (*
 		t.tracker = evidence.New(ec, sinks...)
 	}
 	return t, nil
-}
-
-// ratioSampled reports whether the SDK's ratio sampler keeps a trace ID,
-// so exemplars only name traces that exist.
-func ratioSampled(ratio float64) func([16]byte) bool {
-	if ratio == 0 {
-		ratio = 1
-	}
-	if ratio < 0 {
-		ratio = 0
-	}
-	s := sdktrace.TraceIDRatioBased(ratio)
-	return func(id [16]byte) bool {
-		return s.ShouldSample(sdktrace.SamplingParameters{TraceID: trace.TraceID(id)}).Decision == sdktrace.RecordAndSample
-	}
 }
 
 // start runs the tracker and the metrics server until stop.

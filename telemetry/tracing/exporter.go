@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -259,6 +260,15 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 	return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v.String()}}
 }
 
+// Sampled reports whether the call with this trace ID is exported: the
+// SDK's TraceIDRatioBased decision, the same on every instance. Metrics
+// use it so that exemplars only name traces that exist.
+func (e *Exporter) Sampled(traceID [16]byte) bool {
+	return e.sampler.ShouldSample(sdktrace.SamplingParameters{
+		ParentContext: context.Background(), TraceID: trace.TraceID(traceID),
+	}).Decision == sdktrace.RecordAndSample
+}
+
 // Export writes the spans of one resolved transaction: the transaction
 // span, one event per message, one event per ordering violation, one
 // child span per queue wait (docs/tracing.md, "Spans"). It encodes them
@@ -270,9 +280,7 @@ func (e *Exporter) Export(t *evidence.Txn) {
 		return
 	}
 	tid := TraceID(t.CallID)
-	if e.sampler.ShouldSample(sdktrace.SamplingParameters{
-		ParentContext: context.Background(), TraceID: tid,
-	}).Decision != sdktrace.RecordAndSample {
+	if !e.Sampled(tid) {
 		return
 	}
 

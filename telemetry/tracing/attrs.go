@@ -1,7 +1,9 @@
 package tracing
 
-// Attribute keys of docs/tracing.md. The audit package imports these to
-// read spans back, so the names exist once.
+// Attribute keys of docs/tracing.md. The audit package keeps its own copy
+// of the names it reads (it cannot import this package: this package's
+// TestAuditReadsSpansBack runs the audit over what Export writes, which is
+// also what proves the two copies agree).
 const (
 	// Transaction span (and, for the first two, message events).
 	AttrSIPMethod     = "sip.method"

@@ -123,36 +123,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
 
-# run_capacity NAME ARGS...: bench/capacity.sh ARGS, its report shown live
-# and kept in TMPD/NAME.out; sets CAP_RC
-run_capacity() {
-	local name=$1
-	shift
-	local outf="$TMPD/$name.out" keep=()
-	((KEEP)) && keep=(--keep)
-	: >"$outf"
-	log "== $name: capacity.sh $*${EXTRA[*]:+ ${EXTRA[*]}}"
-	"$CAP" "$@" "${keep[@]}" "${EXTRA[@]}" </dev/null >"$outf" &
-	CHILD_PID=$!
-	tail -n +1 -f --pid="$CHILD_PID" "$outf" &
-	local tail_pid=$!
-	CAP_RC=0
-	wait "$CHILD_PID" || CAP_RC=$?
-	CHILD_PID=""
-	wait "$tail_pid" 2>/dev/null || true
-	grep '^# results:' "$outf" | sed 's/^/# '"$name"' /' >>"$RESULT_FILE" || true
-	# which namespace/veth this run used (capacity.sh header)
-	grep '^# netns: on ' "$outf" | sed 's/^# /# '"$name"' /' >>"$RESULT_FILE" || true
-}
-
-# field KEY FILE [PREFIX]: value of KEY=... on the last line starting with PREFIX
-field() {
-	local key=$1 file=$2 prefix=${3:-RESULT }
-	awk -v k="$key" -v p="$prefix" '
-		index($0, p) == 1 { line = $0 }
-		END { n = split(line, f, " "); for (i = 1; i <= n; i++) if (index(f[i], k "=") == 1) { v = substr(f[i], length(k) + 2) }
-		      print v }' "$file"
-}
 
 common=(--proxy sipvigil --duration "$DURATION" --start "$START_RATE" --max "$MAX_RATE"
 	--resolution "$RESOLUTION" --max-trials "$MAX_TRIALS")

@@ -60,11 +60,11 @@ volatile const __u8 proxy_side_only = 0;
 // Payload bytes to copy per event, 0 < snaplen <= SNAP_MAX.
 volatile const __u32 snaplen = SNAP_MAX;
 
-// wakeup_bytes: 0 wakes the reader for every event. Otherwise an event is
-// submitted without a wake-up while less than this many bytes wait in the
-// ring, and the reader polls on a short deadline: a wake-up (an IRQ work
-// item plus a reader context switch) per packet was most of the egress
-// program's cost.
+// wakeup_bytes: 0 wakes the reader for every event. Otherwise events are
+// submitted without a wake-up, except the one that carries the backlog
+// across a multiple of wakeup_bytes, and the reader polls on a short
+// deadline: a wake-up (an IRQ work item plus a reader context switch) per
+// packet was most of the egress program's cost.
 volatile const __u32 wakeup_bytes = 0;
 
 // ---- Maps. ----
@@ -91,6 +91,9 @@ struct event {
 // EVENT_HDR: bytes of struct event before data[]; a ring record is
 // EVENT_HDR + cap_len bytes.
 #define EVENT_HDR __builtin_offsetof(struct event, data)
+// A ring-buffer record's footprint: an 8-byte header, then the sample
+// rounded up to 8 bytes (kernel/bpf/ringbuf.c).
+#define RINGBUF_REC_SIZE(sz) ((((__u64)(sz)) + 8 + 7) & ~7ULL)
 
 struct counters {
 	__u64 seen;       // every packet the hooks ran on
@@ -358,8 +361,17 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 
 	__u64 wake = 0;
 	if (wakeup_bytes) {
+		// Wake only when this record carries the backlog across a multiple
+		// of wakeup_bytes, not on every record above it: each forced
+		// wake-up is an IRQ work item, a self-IPI (an APIC MSR write,
+		// which traps in a VM) and a reader wake-up, and a reader that
+		// is merely late would otherwise get one per packet until it
+		// drains. A crossing lost to a concurrent producer on another CPU
+		// costs at most one poll period: the reader's deadline poll still
+		// collects everything.
 		__u64 queued = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		wake = queued >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		__u64 after = queued + RINGBUF_REC_SIZE(EVENT_HDR + n);
+		wake = queued / wakeup_bytes != after / wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 	}
 	// n is in [0, SNAP_MAX] on every path, so the size is within the
 	// scratch value; the verifier checks exactly that.

@@ -92,9 +92,10 @@
 //
 // # Bounds
 //
-// Every table has a fixed bucket array and at most Config.MaxPending
-// entries; slots are recycled through a free list, so steady state does not
-// allocate. Entries older than Config.TTL (by CLOCK_MONOTONIC, against the
+// Every table holds at most Config.MaxPending entries; its bucket array
+// grows with the entries (load factor <= 1, at most the first power of two
+// >= MaxPending) and never shrinks, and slots are recycled through a free
+// list, so steady state does not allocate. Entries older than Config.TTL (by CLOCK_MONOTONIC, against the
 // newest time seen or the time passed to Expire) expire and are counted;
 // when a table is full its oldest entry is evicted and counted. Expiry runs
 // inline, amortised, at most every TTL/8. All work per event is O(1) in the

@@ -43,7 +43,7 @@ const nilIdx int32 = -1
 type slot[V any] struct {
 	k            key
 	mono         int64
-	bucket       uint32
+	sum          uint32 // low bits of the key's hash: the bucket under any mask
 	bnext, bprev int32 // bucket chain
 	anext, aprev int32 // age list (insertion order); anext links the free list
 	v            V
@@ -53,6 +53,11 @@ type slot[V any] struct {
 // chained buckets and an age list, all as int32 indices into one slice so
 // that recycled slots cost no allocation and the GC sees one object. Not
 // safe for concurrent use: the Matcher's mutex guards it.
+//
+// The bucket array grows with the number of entries instead of being sized
+// for max up front: a matched entry lives for about a millisecond, so a
+// busy proxy holds a few hundred, and a 64 Ki-bucket array (256 KiB) made
+// every lookup a cache miss on a cold bucket.
 type table[V any] struct {
 	slots      []slot[V]
 	free       int32
@@ -62,24 +67,44 @@ type table[V any] struct {
 	n, max     int
 }
 
+// initialBuckets is the bucket array's starting size (a power of two).
+const initialBuckets = 256
+
 func newTable[V any](max int) *table[V] {
-	nb := 1
-	for nb < max { // load factor <= 1: chains stay ~1 long
-		nb <<= 1
-	}
 	t := &table[V]{
-		slots:   make([]slot[V], 0, min(max, 1024)),
-		free:    nilIdx,
-		buckets: make([]int32, nb),
-		mask:    uint32(nb - 1),
-		head:    nilIdx,
-		tail:    nilIdx,
-		max:     max,
+		slots: make([]slot[V], 0, min(max, 1024)),
+		free:  nilIdx,
+		head:  nilIdx,
+		tail:  nilIdx,
+		max:   max,
+	}
+	t.rehash(initialBuckets)
+	return t
+}
+
+// rehash rebuilds the chains over nb buckets. The age list is walked from
+// the oldest, each entry pushed on its chain's head, so every chain keeps
+// the newest-first order that find relies on.
+func (t *table[V]) rehash(nb int) {
+	if cap(t.buckets) >= nb {
+		t.buckets = t.buckets[:nb]
+	} else {
+		t.buckets = make([]int32, nb)
 	}
 	for i := range t.buckets {
 		t.buckets[i] = nilIdx
 	}
-	return t
+	t.mask = uint32(nb - 1)
+	for i := t.head; i != nilIdx; i = t.slots[i].anext {
+		s := &t.slots[i]
+		b := s.sum & t.mask
+		s.bprev = nilIdx
+		s.bnext = t.buckets[b]
+		if s.bnext != nilIdx {
+			t.slots[s.bnext].bprev = i
+		}
+		t.buckets[b] = i
+	}
 }
 
 // find returns the oldest slot holding k, or nilIdx. Inserts go to the
@@ -111,8 +136,8 @@ func (t *table[V]) insert(k *key, sum uint64, mono int64) int32 {
 	s := &t.slots[i]
 	s.k = *k
 	s.mono = mono
-	b := uint32(sum) & t.mask
-	s.bucket = b
+	s.sum = uint32(sum)
+	b := s.sum & t.mask
 	s.bprev = nilIdx
 	s.bnext = t.buckets[b]
 	if s.bnext != nilIdx {
@@ -128,6 +153,11 @@ func (t *table[V]) insert(k *key, sum uint64, mono int64) int32 {
 	}
 	t.tail = i
 	t.n++
+	// Load factor <= 1 keeps chains about one long; the array stops
+	// growing at the first power of two >= max.
+	if nb := len(t.buckets); t.n > nb && nb < t.max {
+		t.rehash(2 * nb)
+	}
 	return i
 }
 
@@ -137,7 +167,7 @@ func (t *table[V]) remove(i int32) {
 	if s.bprev != nilIdx {
 		t.slots[s.bprev].bnext = s.bnext
 	} else {
-		t.buckets[s.bucket] = s.bnext
+		t.buckets[s.sum&t.mask] = s.bnext
 	}
 	if s.bnext != nilIdx {
 		t.slots[s.bnext].bprev = s.bprev

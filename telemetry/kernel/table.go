@@ -44,8 +44,8 @@ type slot[V any] struct {
 	k            key
 	mono         int64
 	sum          uint32 // low bits of the key's hash: the bucket under any mask
-	bnext, bprev int32 // bucket chain
-	anext, aprev int32 // age list (insertion order); anext links the free list
+	bnext, bprev int32  // bucket chain
+	anext, aprev int32  // age list (insertion order); anext links the free list
 	v            V
 }
 

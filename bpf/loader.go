@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/bits"
 	"os"
 	"strconv"
@@ -32,6 +33,9 @@ const (
 	// records of a typical 600-byte SIP message, i.e. about 0.2 s of a
 	// proxy forwarding 5,000 calls/s if the reader stalls.
 	DefaultRingBytes = 8 << 20
+
+	// WakeupNever as Config.WakeupBytes: no event forces a wake-up.
+	WakeupNever = -1
 
 	// Attachment modes reported by Capture.Mode.
 	ModeTCX    = "tcx"
@@ -85,8 +89,10 @@ type Config struct {
 	// it halves ring traffic by skipping the peer's copy of each packet.
 	ProxySideOnly bool
 	// WakeupBytes batches reader wake-ups: 0 wakes the reader on every
-	// event; otherwise only once this many bytes wait, and the reader must
-	// poll (SetReadDeadline) to collect smaller batches.
+	// event; otherwise only the event that carries the backlog across a
+	// multiple of WakeupBytes wakes it, and the reader must poll
+	// (SetReadDeadline) to collect smaller batches. WakeupNever: a reader
+	// that never sleeps in Read (it drains on its own timer).
 	WakeupBytes int
 	// Snaplen: payload bytes copied per event, 1..SnapMax.
 	Snaplen int
@@ -207,7 +213,13 @@ func Open(cfg Config) (*Capture, error) {
 	if err := spec.Variables[sipcapVarProxySideOnly].Set(sideOnly); err != nil {
 		return nil, fmt.Errorf("bpf: set proxy_side_only: %w", err)
 	}
-	if err := spec.Variables[sipcapVarWakeupBytes].Set(uint32(max(cfg.WakeupBytes, 0))); err != nil {
+	// The program wakes the reader when backlog/wakeup_bytes changes: with
+	// the largest value that needs a 4 GiB backlog, i.e. never.
+	wakeup := uint32(min(max(cfg.WakeupBytes, 0), math.MaxUint32))
+	if cfg.WakeupBytes == WakeupNever {
+		wakeup = math.MaxUint32
+	}
+	if err := spec.Variables[sipcapVarWakeupBytes].Set(wakeup); err != nil {
 		return nil, fmt.Errorf("bpf: set wakeup_bytes: %w", err)
 	}
 	spec.Maps[sipcapMapEvents].MaxEntries = uint32(cfg.RingBytes)

@@ -40,8 +40,9 @@ type SourceConfig struct {
 // proxy's GOMAXPROCS Ps (the runtime's sysmon takes it back only after a
 // delay), and every forced wake-up is an IRQ work item and a self-IPI.
 // A Go ticker parks only the goroutine. At 5,000 calls/s (70,000 events/s
-// on a NIC) 2 ms is ~100 KiB per drain; the 8 MiB default ring holds
-// about 150 ms of that, so a drain can be late by 75 ticks before a drop.
+// on a NIC) 2 ms is ~100 KiB per drain; the proxy's default 32 MiB ring
+// (ebpf.ring_buffer) holds about 0.6 s of that, so a drain can be late by
+// hundreds of ticks before an event is dropped (and counted).
 const pollInterval = 2 * time.Millisecond
 
 // Source runs the kernel capture: it reads bpf ring-buffer records, turns

@@ -96,15 +96,20 @@ func (t *table[V]) rehash(nb int) {
 	}
 	t.mask = uint32(nb - 1)
 	for i := t.head; i != nilIdx; i = t.slots[i].anext {
-		s := &t.slots[i]
-		b := s.sum & t.mask
-		s.bprev = nilIdx
-		s.bnext = t.buckets[b]
-		if s.bnext != nilIdx {
-			t.slots[s.bnext].bprev = i
-		}
-		t.buckets[b] = i
+		t.pushChain(i)
 	}
+}
+
+// pushChain links slot i (its sum set) at the head of its bucket's chain.
+func (t *table[V]) pushChain(i int32) {
+	s := &t.slots[i]
+	b := s.sum & t.mask
+	s.bprev = nilIdx
+	s.bnext = t.buckets[b]
+	if s.bnext != nilIdx {
+		t.slots[s.bnext].bprev = i
+	}
+	t.buckets[b] = i
 }
 
 // find returns the oldest slot holding k, or nilIdx. Inserts go to the
@@ -137,13 +142,7 @@ func (t *table[V]) insert(k *key, sum uint64, mono int64) int32 {
 	s.k = *k
 	s.mono = mono
 	s.sum = uint32(sum)
-	b := s.sum & t.mask
-	s.bprev = nilIdx
-	s.bnext = t.buckets[b]
-	if s.bnext != nilIdx {
-		t.slots[s.bnext].bprev = i
-	}
-	t.buckets[b] = i
+	t.pushChain(i)
 	s.aprev = t.tail
 	s.anext = nilIdx
 	if t.tail != nilIdx {

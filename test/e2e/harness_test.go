@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -115,36 +116,56 @@ var (
 )
 
 // freePorts returns n ports on host that are currently free for BOTH udp
-// and tcp (SIPp and the proxy may use either on the same number). There is
-// an unavoidable window between closing the probe sockets and the real
-// bind; remembering handed-out ports avoids collisions within this process.
+// and tcp (SIPp and the proxy may use either on the same number).
+//
+// The ports come from below the kernel's ephemeral range
+// (net.ipv4.ip_local_port_range), never from a port-0 bind: between the
+// probe and the real bind, any outgoing TCP connection or port-0 socket of
+// a parallel test could otherwise be given the same number (seen in CI as
+// "bind: address already in use"). Nothing the tests run binds a fixed
+// port in that range on its own, and handed-out ports are remembered so
+// this process never hands one out twice.
 func freePorts(t *testing.T, host string, n int) []int {
 	t.Helper()
 	portsMu.Lock()
 	defer portsMu.Unlock()
+	lo, hi := 10000, ephemeralStart()-1
 	var out []int
 	for tries := 0; len(out) < n; tries++ {
-		if tries > 200 {
-			t.Fatalf("could not find %d free udp+tcp ports on %s", n, host)
+		if tries > 1000 {
+			t.Fatalf("could not find %d free udp+tcp ports on %s in %d-%d", n, host, lo, hi)
 		}
-		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
-		if err != nil {
-			t.Fatalf("probe udp port on %s: %v", host, err)
-		}
-		port := pc.LocalAddr().(*net.UDPAddr).Port
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-		pc.Close()
-		if err != nil || used[port] {
-			if ln != nil {
-				ln.Close()
-			}
+		port := lo + rand.IntN(hi-lo+1)
+		if used[port] {
 			continue
 		}
-		ln.Close()
+		addr := net.JoinHostPort(host, strconv.Itoa(port))
+		if portBound("udp", addr) || portBound("tcp", addr) {
+			continue
+		}
 		used[port] = true
 		out = append(out, port)
 	}
 	return out
+}
+
+// ephemeralStart is the first port of net.ipv4.ip_local_port_range, or
+// 32768 (Linux's default) when it cannot be read or leaves too little room.
+func ephemeralStart() int {
+	const fallback = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return fallback
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start < 12000 {
+		return fallback
+	}
+	return start
 }
 
 // portBound reports whether somebody holds addr for network, by trying to

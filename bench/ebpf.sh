@@ -84,22 +84,8 @@ need_cmd bpftool sysctl tail
 ensure_sipvigil
 sipvigil_require_ebpf
 
-# --netns given directly or after --: passed to capacity.sh once, first
-rest=()
-for a in "${EXTRA[@]}"; do
-	if [[ $a == --netns ]]; then NETNS=1; else rest+=("$a"); fi
-done
-if ((NETNS)); then
-	need_cmd ip
-	EXTRA=(--netns "${rest[@]}")
-fi
-CAP=$BENCH_DIR/capacity.sh
-TMPD=$(mktemp -d "${TMPDIR:-/tmp}/sipvigil-ebpf.XXXXXX")
-CHILD_PID=""
+compare_init ebpf
 STATS_PREV=""   # kernel.bpf_stats_enabled before we set it (restored on exit)
-mkdir -p "$RESULTS_DIR"
-RESULT_FILE="$RESULTS_DIR/sipvigil-ebpf-$(date +%Y%m%d-%H%M%S).txt"
-: >"$RESULT_FILE"
 
 restore_bpf_stats() {
 	if [[ -n $STATS_PREV ]]; then
@@ -112,26 +98,8 @@ restore_bpf_stats() {
 	fi
 }
 
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	if [[ -n $CHILD_PID ]] && kill -0 "$CHILD_PID" 2>/dev/null; then
-		# capacity.sh's own trap stops its proxy and SIPp on TERM
-		kill -TERM "$CHILD_PID" 2>/dev/null || true
-		wait "$CHILD_PID" 2>/dev/null || true
-	fi
-	CHILD_PID=""
-	restore_bpf_stats
-	if ((rc != 0 && rc != 1)); then
-		printf '# ABORTED (exit %s): incomplete run\n' "$rc" >>"$RESULT_FILE"
-	fi
-	rm -rf -- "$TMPD"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM HUP
-
+# shellcheck disable=SC2317  # called by compare_cleanup
+compare_on_exit() { restore_bpf_stats; }
 
 common=(--proxy sipvigil --duration "$DURATION" --start "$START_RATE" --max "$MAX_RATE"
 	--resolution "$RESOLUTION" --max-trials "$MAX_TRIALS")

@@ -842,8 +842,49 @@ sipvigil_stats() {
 }
 
 # ---- comparing two capacity searches (ebpf.sh, trace.sh) ----
-# The caller sets CAP (capacity.sh), TMPD, RESULT_FILE, KEEP and EXTRA
-# (capacity.sh options for every run), and keeps CHILD_PID for its trap.
+# The caller sets KEEP, NETNS and EXTRA (capacity.sh options for every
+# run) and calls compare_init; run_capacity keeps CHILD_PID for the trap.
+
+# compare_init NAME: folds a --netns in EXTRA into NETNS and passes it to
+# capacity.sh first; sets CAP, TMPD, RESULT_FILE (results/sipvigil-NAME-*)
+# and an EXIT trap that stops a running capacity.sh (its own trap stops
+# its proxy, sink and SIPp on TERM), calls compare_on_exit if the caller
+# defines it, marks an aborted results file and removes TMPD.
+compare_init() {
+	local name=$1 rest=() a
+	for a in "${EXTRA[@]}"; do
+		if [[ $a == --netns ]]; then NETNS=1; else rest+=("$a"); fi
+	done
+	if ((NETNS)); then
+		need_cmd ip
+		EXTRA=(--netns "${rest[@]}")
+	fi
+	CAP=$BENCH_DIR/capacity.sh
+	TMPD=$(mktemp -d "${TMPDIR:-/tmp}/sipvigil-$name.XXXXXX")
+	CHILD_PID=""
+	mkdir -p "$RESULTS_DIR"
+	RESULT_FILE="$RESULTS_DIR/sipvigil-$name-$(date +%Y%m%d-%H%M%S).txt"
+	: >"$RESULT_FILE"
+	trap compare_cleanup EXIT
+	trap 'log "interrupted"; exit 130' INT TERM HUP
+}
+
+# shellcheck disable=SC2317  # called by the EXIT trap
+compare_cleanup() {
+	local rc=$?
+	trap - EXIT
+	if [[ -n $CHILD_PID ]] && kill -0 "$CHILD_PID" 2>/dev/null; then
+		kill -TERM "$CHILD_PID" 2>/dev/null || true
+		wait "$CHILD_PID" 2>/dev/null || true
+	fi
+	CHILD_PID=""
+	if declare -F compare_on_exit >/dev/null; then compare_on_exit; fi
+	if ((rc != 0 && rc != 1)); then
+		printf '# ABORTED (exit %s): incomplete run\n' "$rc" >>"$RESULT_FILE"
+	fi
+	rm -rf -- "$TMPD"
+	exit "$rc"
+}
 
 # run_capacity NAME ARGS...: bench/capacity.sh ARGS, its report shown live
 # and kept in TMPD/NAME.out; sets CAP_RC

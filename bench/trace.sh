@@ -71,41 +71,7 @@ sipvigil_require_ebpf
 sipvigil_require_tracing
 ensure_otlpsink
 
-# --netns given directly or after --: passed to capacity.sh once, first
-rest=()
-for a in "${EXTRA[@]}"; do
-	if [[ $a == --netns ]]; then NETNS=1; else rest+=("$a"); fi
-done
-if ((NETNS)); then
-	need_cmd ip
-	EXTRA=(--netns "${rest[@]}")
-fi
-CAP=$BENCH_DIR/capacity.sh
-TMPD=$(mktemp -d "${TMPDIR:-/tmp}/sipvigil-trace.XXXXXX")
-CHILD_PID=""
-mkdir -p "$RESULTS_DIR"
-RESULT_FILE="$RESULTS_DIR/sipvigil-trace-$(date +%Y%m%d-%H%M%S).txt"
-: >"$RESULT_FILE"
-
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-	local rc=$?
-	trap - EXIT
-	if [[ -n $CHILD_PID ]] && kill -0 "$CHILD_PID" 2>/dev/null; then
-		# capacity.sh's own trap stops its proxy, sink and SIPp on TERM
-		kill -TERM "$CHILD_PID" 2>/dev/null || true
-		wait "$CHILD_PID" 2>/dev/null || true
-	fi
-	CHILD_PID=""
-	if ((rc != 0 && rc != 1)); then
-		printf '# ABORTED (exit %s): incomplete run\n' "$rc" >>"$RESULT_FILE"
-	fi
-	rm -rf -- "$TMPD"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'log "interrupted"; exit 130' INT TERM HUP
-
+compare_init trace
 
 common=(--proxy sipvigil --ebpf on --duration "$DURATION" --start "$START_RATE" --max "$MAX_RATE"
 	--resolution "$RESOLUTION" --max-trials "$MAX_TRIALS")

@@ -249,19 +249,17 @@ func appendStr(b []byte, tag byte, key, val string) []byte {
 	if val == "" {
 		return b
 	}
-	val = validUTF8(val)
-	anyLen := 1 + sizeVarint(uint64(len(val))) + len(val)
-	b, i := appendHead(b, tag, key, len(key)+sizeVarint(uint64(anyLen))+anyLen)
-	i += putVarint(b[i:], uint64(anyLen))
-	b[i] = tagAnyString
-	i++
-	i += putVarint(b[i:], uint64(len(val)))
-	copy(b[i:], val)
-	return b
+	return appendAnyString(b, tag, key, validUTF8(val))
 }
 
 // appendStrBytes is appendStr for a value in a scratch buffer.
 func appendStrBytes(b []byte, tag byte, key string, val []byte) []byte {
+	return appendAnyString(b, tag, key, val)
+}
+
+// appendAnyString writes a string-valued KeyValue; generic so that a
+// []byte value is never converted (copied) to a string.
+func appendAnyString[T string | []byte](b []byte, tag byte, key string, val T) []byte {
 	if len(val) == 0 {
 		return b
 	}

@@ -77,11 +77,14 @@ func (v Violation) String() string {
 
 // Responses checks the responses one transaction relayed upstream, in any
 // order. Each unordered pair yields at most one violation.
-func Responses(fw []Forward) []Violation {
+func Responses(fw []Forward) []Violation { return everyPair(fw, responsePair) }
+
+// everyPair applies check to each unordered pair of fw.
+func everyPair(fw []Forward, check func(a, b Forward) (Violation, bool)) []Violation {
 	var out []Violation
 	for i := range fw {
 		for j := i + 1; j < len(fw); j++ {
-			if v, ok := responsePair(fw[i], fw[j]); ok {
+			if v, ok := check(fw[i], fw[j]); ok {
 				out = append(out, v)
 			}
 		}
@@ -121,17 +124,7 @@ func responsePair(a, b Forward) (Violation, bool) {
 // Requests checks requests of one dialog sent by one side (same Call-ID
 // and From tag), one forward per request. Each unordered pair yields at
 // most one violation.
-func Requests(fw []Forward) []Violation {
-	var out []Violation
-	for i := range fw {
-		for j := i + 1; j < len(fw); j++ {
-			if v, ok := RequestPair(fw[i], fw[j]); ok {
-				out = append(out, v)
-			}
-		}
-	}
-	return out
-}
+func Requests(fw []Forward) []Violation { return everyPair(fw, RequestPair) }
 
 // RequestPair checks two requests of one dialog and side.
 func RequestPair(a, b Forward) (Violation, bool) {

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"net"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -135,10 +134,10 @@ func TestMaxForwardsZero(t *testing.T) {
 	needProxy(t)
 	const n = 5
 	ports := freePorts(t, "127.0.0.1", 3)
-	hole := newBlackhole(t, "udp", "127.0.0.1", ports[1])
+	hole := newBlackhole(t, "udp", "127.0.0.1")
 	p := startProxy(t, proxyConfig{
 		Host: "127.0.0.1", Port: ports[0], RecordRoute: true,
-		Hops: []string{hop("127.0.0.1", ports[1], "udp")},
+		Hops: []string{hop("127.0.0.1", hole.port, "udp")},
 	})
 	uac := runSIPp(t, sipp{
 		Name: "uac", Scenario: "uac_483.xml", Local: "127.0.0.1", Port: ports[2], Remote: p.Addr,
@@ -165,10 +164,10 @@ func TestUASSilent408(t *testing.T) {
 				nc = tcp4
 			}
 			ports := freePorts(t, "127.0.0.1", 3)
-			hole := newBlackhole(t, tr, "127.0.0.1", ports[1])
+			hole := newBlackhole(t, tr, "127.0.0.1")
 			p := startProxy(t, proxyConfig{
 				Host: "127.0.0.1", Port: ports[0], T1: 100 * time.Millisecond, RecordRoute: true,
-				Hops: []string{hop("127.0.0.1", ports[1], tr)},
+				Hops: []string{hop("127.0.0.1", hole.port, tr)},
 			})
 			start := time.Now()
 			uac := runSIPp(t, sipp{
@@ -252,14 +251,15 @@ func TestFailover(t *testing.T) {
 // blackhole is a next hop that reads and never answers, counting what it
 // receives (UDP datagrams or TCP reads).
 type blackhole struct {
+	port  int // bound by the blackhole itself (port 0): no window for another socket to take it
 	n     atomic.Int64
 	first atomic.Value // []byte
 }
 
-func newBlackhole(t *testing.T, network, host string, port int) *blackhole {
+func newBlackhole(t *testing.T, network, host string) *blackhole {
 	t.Helper()
 	b := &blackhole{}
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	addr := net.JoinHostPort(host, "0")
 	record := func(p []byte) {
 		if b.n.Add(1) == 1 {
 			b.first.Store(bytes.Clone(p))
@@ -271,6 +271,7 @@ func newBlackhole(t *testing.T, network, host string, port int) *blackhole {
 		if err != nil {
 			t.Fatal(err)
 		}
+		b.port = pc.LocalAddr().(*net.UDPAddr).Port
 		t.Cleanup(func() { pc.Close() })
 		go func() {
 			buf := make([]byte, 65536)
@@ -287,6 +288,7 @@ func newBlackhole(t *testing.T, network, host string, port int) *blackhole {
 		if err != nil {
 			t.Fatal(err)
 		}
+		b.port = ln.Addr().(*net.TCPAddr).Port
 		var conns []net.Conn
 		done := make(chan struct{})
 		t.Cleanup(func() {

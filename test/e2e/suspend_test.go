@@ -272,10 +272,10 @@ func TestSuspendCancel(t *testing.T) {
 		delay = 2 * time.Second
 	)
 	ports := freePorts(t, "127.0.0.1", 3)
-	hole := newBlackhole(t, "udp", "127.0.0.1", ports[1])
+	hole := newBlackhole(t, "udp", "127.0.0.1")
 	p := startProxy(t, proxyConfig{
 		Host: "127.0.0.1", Port: ports[0], RecordRoute: true,
-		Hops:  []string{hop("127.0.0.1", ports[1], "udp")},
+		Hops:  []string{hop("127.0.0.1", hole.port, "udp")},
 		Extra: holdQueue{Delay: delay, InDialog: false}.yaml(),
 	})
 	start := time.Now()
@@ -373,10 +373,10 @@ func TestSuspendMaxWait(t *testing.T) {
 		maxWait = 300 * time.Millisecond
 	)
 	ports := freePorts(t, "127.0.0.1", 2)
-	hole := newBlackhole(t, "udp", "127.0.0.1", ports[1])
+	hole := newBlackhole(t, "udp", "127.0.0.1")
 	p := startProxy(t, proxyConfig{
 		Host: "127.0.0.1", Port: ports[0], RecordRoute: true,
-		Hops:  []string{hop("127.0.0.1", ports[1], "udp")},
+		Hops:  []string{hop("127.0.0.1", hole.port, "udp")},
 		Extra: holdQueue{Delay: delay, MaxWait: maxWait, InDialog: false}.yaml(),
 	})
 	c := newGoUAC(t, p.Addr)
@@ -458,10 +458,10 @@ func TestSuspendSIGTERM(t *testing.T) {
 	t.Run("reject", func(t *testing.T) {
 		needProxy(t)
 		ports := freePorts(t, "127.0.0.1", 2)
-		hole := newBlackhole(t, "udp", "127.0.0.1", ports[1])
+		hole := newBlackhole(t, "udp", "127.0.0.1")
 		p := startProxy(t, proxyConfig{
 			Host: "127.0.0.1", Port: ports[0], RecordRoute: true,
-			Hops:  []string{hop("127.0.0.1", ports[1], "udp")},
+			Hops:  []string{hop("127.0.0.1", hole.port, "udp")},
 			Extra: holdQueue{Delay: delay, MaxWait: 10 * time.Second, InDialog: false, Queued: "reject"}.yaml(),
 		})
 		c := newGoUAC(t, p.Addr)

@@ -3,10 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,10 +123,12 @@ var (
 // The ports come from below the kernel's ephemeral range
 // (net.ipv4.ip_local_port_range), never from a port-0 bind: between the
 // probe and the real bind, any outgoing TCP connection or port-0 socket of
-// a parallel test could otherwise be given the same number (seen in CI as
-// "bind: address already in use"). Nothing the tests run binds a fixed
-// port in that range on its own, and handed-out ports are remembered so
-// this process never hands one out twice.
+// a parallel test could otherwise be given the same number. Nothing the
+// tests run binds a fixed port in that range on its own (SIPp's own media
+// and control sockets sit at 6000+ and 8888+), and handed-out ports are
+// remembered so this process never hands one out twice. Probing by bind is
+// safe here only because no one is about to bind these ports yet; waiting
+// for a process to take its port uses listeningOn, which never binds.
 func freePorts(t *testing.T, host string, n int) []int {
 	t.Helper()
 	portsMu.Lock()
@@ -189,10 +193,75 @@ func portBound(network, addr string) bool {
 	return false
 }
 
-// allBound reports whether addr is bound for every listed network.
-func allBound(addr string, networks ...string) bool {
+// listeningOn reports whether some socket in this network namespace holds
+// addr: a TCP socket in LISTEN state, or any UDP socket bound to it. It
+// reads /proc/net/{tcp,udp}{,6} and never binds anything itself.
+//
+// Readiness checks must not probe by binding: a probe that holds the port
+// for a moment makes the process it waits for fail its own bind with
+// "address already in use" (CI saw exactly that, in the proxy and in a
+// test's blackhole, whenever the two binds met).
+func listeningOn(network, addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	table := network
+	if ip.Is6() {
+		table += "6"
+	}
+	b, err := os.ReadFile("/proc/net/" + table)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		local, port, ok := parseProcAddr(f[1])
+		if !ok || port != ap.Port() {
+			continue
+		}
+		if local != ip && !local.IsUnspecified() {
+			continue
+		}
+		if network == "tcp" && f[3] != "0A" { // TCP_LISTEN
+			continue
+		}
+		return true
+	}
+	return false
+}
+
+// parseProcAddr parses a local_address column of /proc/net/{tcp,udp}{,6}:
+// the address as 32-bit words in host (little-endian) byte order, hex,
+// then ":" and the port in hex.
+func parseProcAddr(s string) (netip.Addr, uint16, bool) {
+	hexAddr, hexPort, ok := strings.Cut(s, ":")
+	if !ok {
+		return netip.Addr{}, 0, false
+	}
+	port, err := strconv.ParseUint(hexPort, 16, 16)
+	if err != nil {
+		return netip.Addr{}, 0, false
+	}
+	raw, err := hex.DecodeString(hexAddr)
+	if err != nil || (len(raw) != 4 && len(raw) != 16) {
+		return netip.Addr{}, 0, false
+	}
+	for i := 0; i < len(raw); i += 4 { // each word is little-endian
+		raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+	}
+	a, _ := netip.AddrFromSlice(raw)
+	return a.Unmap(), uint16(port), true
+}
+
+// listeningOnAll reports whether addr is held for every listed network.
+func listeningOnAll(addr string, networks ...string) bool {
 	for _, n := range networks {
-		if !portBound(n, addr) {
+		if !listeningOn(n, addr) {
 			return false
 		}
 	}
@@ -347,7 +416,7 @@ func launchProxyWith(t *testing.T, o procOpts, addr, cfgText string, args ...str
 	})
 
 	deadline := time.Now().Add(10 * time.Second)
-	for !allBound(p.Addr, "udp", "tcp") {
+	for !listeningOnAll(p.Addr, "udp", "tcp") {
 		select {
 		case <-p.exited:
 			t.Fatalf("sipvigil exited before it was ready: %v\n%s", cmd.ProcessState, readFile(logPath))
@@ -529,7 +598,7 @@ func startSIPp(t *testing.T, s sipp) *sippRun {
 		}
 		addr := net.JoinHostPort(s.Local, strconv.Itoa(s.Port))
 		deadline := time.Now().Add(5 * time.Second)
-		for !allBound(addr, network) {
+		for !listeningOnAll(addr, network) {
 			select {
 			case <-r.exited:
 				t.Fatalf("sipp %s exited at start: %v\n%s", s.Name, cmd.ProcessState, r.stderr.String())
@@ -663,4 +732,32 @@ func transportOf(sippT string) string {
 		return "tcp"
 	}
 	return "udp"
+}
+
+// TestListeningOn checks the readiness probe against sockets whose state is
+// known, on both address families: it must see a TCP listener and a bound
+// UDP socket, and stop seeing them once they are closed.
+func TestListeningOn(t *testing.T) {
+	for _, host := range []string{"127.0.0.1", "::1"} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			t.Logf("skip %s: %v", host, err)
+			continue
+		}
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			ln.Close()
+			t.Fatal(err)
+		}
+		tcpAddr, udpAddr := ln.Addr().String(), pc.LocalAddr().String()
+		if !listeningOn("tcp", tcpAddr) || !listeningOn("udp", udpAddr) {
+			t.Errorf("%s: tcp %s listening=%v, udp %s bound=%v; want both true",
+				host, tcpAddr, listeningOn("tcp", tcpAddr), udpAddr, listeningOn("udp", udpAddr))
+		}
+		ln.Close()
+		pc.Close()
+		if listeningOn("tcp", tcpAddr) || listeningOn("udp", udpAddr) {
+			t.Errorf("%s: still reported after close", host)
+		}
+	}
 }

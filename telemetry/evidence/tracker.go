@@ -46,6 +46,8 @@ const (
 	// forwardsPerSide caps the requests remembered per dialog side: a
 	// reorder is between neighbours, and a long call must not grow.
 	forwardsPerSide = 32
+	// dialogGCInterval is how often idle dialog sides are collected.
+	dialogGCInterval = 10 * time.Second
 )
 
 // Sink receives resolved transactions on the tracker goroutine. It may
@@ -137,15 +139,29 @@ func (t *Tracker) Txn(rec *observe.Txn) {
 // Run resolves records until ctx is done; then it resolves what is left
 // (after one last, shorter settle) and returns. Cancel ctx only after the
 // workers have stopped, or their last records are lost.
+//
+// One timer, armed only while there is something to resolve or collect
+// (quic-go's pattern): an idle proxy's tracker never wakes up, while under
+// load the wake-ups are batched to at most one per Settle/8.
 func (t *Tracker) Run(ctx context.Context) {
-	tick := time.NewTicker(max(t.cfg.Settle/8, time.Millisecond))
-	defer tick.Stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	var lastWake, armed int64 // armed: the deadline the timer is set for, 0 = stopped
 	for {
+		if next := t.nextWake(lastWake); next != armed {
+			timer.Stop() // Go 1.23+ timers: no stale tick survives Stop/Reset
+			armed = next
+			if next != 0 {
+				timer.Reset(time.Duration(next - t.cfg.Now()))
+			}
+		}
 		select {
 		case rec := <-t.in:
 			t.hold(rec)
-		case <-tick.C:
-			t.resolveDue(t.cfg.Now())
+		case <-timer.C:
+			lastWake, armed = t.cfg.Now(), 0
+			t.resolveDue(lastWake)
 		case <-ctx.Done():
 			t.drainIn()
 			time.Sleep(min(t.cfg.Settle, 100*time.Millisecond))
@@ -154,6 +170,23 @@ func (t *Tracker) Run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// nextWake returns the monotonic time at which Run must next resolve, or 0
+// for never: the oldest held record's due time, or with nothing held the
+// next collection of idle dialogs while any is remembered; never sooner
+// than one batch (Settle/8) after the last wake-up.
+func (t *Tracker) nextWake(lastWake int64) int64 {
+	var next int64
+	switch {
+	case len(t.pending) > 0:
+		next = t.pending[0].due
+	case len(t.dialogs) > 0:
+		next = t.nextGC
+	default:
+		return 0
+	}
+	return max(next, lastWake+int64(max(t.cfg.Settle/8, time.Millisecond)))
 }
 
 func (t *Tracker) drainIn() {
@@ -184,7 +217,7 @@ func (t *Tracker) resolveDue(now int64) {
 	}
 	if now >= t.nextGC {
 		t.gcDialogs(t.cfg.Now())
-		t.nextGC = now + int64(10*time.Second)
+		t.nextGC = now + int64(dialogGCInterval)
 	}
 }
 

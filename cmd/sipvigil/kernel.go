@@ -29,7 +29,7 @@ func (k *kernelTelemetry) Observer() observe.Observer {
 	if k.src == nil {
 		return nil
 	}
-	return k.src.Matcher()
+	return k.src
 }
 
 // Enabled reports whether kernel timestamps are being taken.

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"sipvigil/bpf"
@@ -45,22 +46,39 @@ type SourceConfig struct {
 // hundreds of ticks before an event is dropped (and counted).
 //
 // An idle proxy should not wake 500 times a second: every drain that finds
-// the ring empty doubles the wait, up to idlePollInterval, and the first
-// one that finds events goes back to pollInterval. The 32 ms worst case
-// after idle is ~1.6 MiB of a 5,000 calls/s burst, and far below the
-// evidence tracker's 250 ms settle time.
+// the ring empty doubles the wait up to idlePollInterval, and once that
+// drain finds it empty too the reader parks: it drains every parkedPoll,
+// or at once when the proxy reports a packet (Source.Packet). Every SIP
+// message the programs capture is one the proxy reads or writes, so the
+// first packet of a burst after idle wakes the reader as it arrives, and
+// parkedPoll only bounds how late an event no proxy packet announces is
+// read (a TCP segment the kernel sends after the proxy's last write, or
+// a datagram the proxy never read) and how late unmatched entries expire
+// once traffic stops. The first event after a wake-up goes back to
+// pollInterval.
 const (
 	pollInterval     = 2 * time.Millisecond
 	idlePollInterval = 32 * time.Millisecond
+	parkedPoll       = time.Second
 )
 
 // nextPoll is the wait after a drain that read n records, given the
-// previous wait.
+// previous wait; parkedPoll means "park".
 func nextPoll(prev time.Duration, n int) time.Duration {
-	if n > 0 {
+	switch {
+	case n > 0:
 		return pollInterval
+	case prev >= idlePollInterval:
+		return parkedPoll
+	default:
+		return min(2*prev, idlePollInterval)
 	}
-	return min(2*prev, idlePollInterval)
+}
+
+// ring is the part of *bpf.Capture the reader loop uses (tests fake it).
+type ring interface {
+	Read(rec *bpf.Event) error
+	SetReadDeadline(t time.Time)
 }
 
 // Source runs the kernel capture: it reads bpf ring-buffer records, turns
@@ -68,10 +86,16 @@ func nextPoll(prev time.Duration, n int) time.Duration {
 // feeds from the other side (Matcher implements observe.Observer).
 type Source struct {
 	capture *bpf.Capture
+	ring    ring // capture, except in tests
 	matcher *Matcher
-	clock   *Clock
-	ifaces  []string
-	log     *slog.Logger
+	// parked is set while Run waits parkedPoll; Packet then wakes it
+	// through wake (capacity 1, so a wake-up is never lost or blocking).
+	parked     atomic.Bool
+	wake       chan struct{}
+	parkedPoll time.Duration
+	clock      *Clock
+	ifaces     []string
+	log        *slog.Logger
 }
 
 // OpenSource loads and attaches the capture programs. A returned error
@@ -109,11 +133,34 @@ func OpenSource(cfg SourceConfig, out func(Match)) (*Source, error) {
 	}
 	clock := NewClock()
 	m := NewMatcher(Config{TTL: cfg.TTL, LocalPorts: ports, Text: cfg.Text}, clock, out)
-	return &Source{capture: c, matcher: m, clock: clock, ifaces: ifaces, log: log}, nil
+	return newSource(c, c, m, clock, ifaces, log), nil
 }
 
-// Matcher is the proxy-side entry point (an observe.Observer).
+func newSource(c *bpf.Capture, r ring, m *Matcher, clock *Clock, ifaces []string, log *slog.Logger) *Source {
+	return &Source{
+		capture: c, ring: r, matcher: m, clock: clock, ifaces: ifaces, log: log,
+		wake: make(chan struct{}, 1), parkedPoll: parkedPoll,
+	}
+}
+
+// Matcher joins the proxy's packets with kernel events.
 func (s *Source) Matcher() *Matcher { return s.matcher }
+
+var _ observe.Observer = (*Source)(nil)
+
+// Packet is the proxy-side entry point (observe.Observer): the transport
+// reports each message it read or wrote. It wakes a parked reader, then
+// hands the packet to the Matcher. While the reader is polling this costs
+// one atomic load.
+func (s *Source) Packet(p observe.Packet) {
+	if s.parked.Load() && s.parked.CompareAndSwap(true, false) {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+	s.matcher.AddPacket(&p)
+}
 
 // Clock converts kernel monotonic times to wall time.
 func (s *Source) Clock() *Clock { return s.clock }
@@ -129,40 +176,57 @@ func (s *Source) Interfaces() []string { return s.ifaces }
 // their counters can still be read after Run returns.
 func (s *Source) Run(ctx context.Context) error {
 	go s.clock.Run(ctx, 10*time.Second)
-	go func() {
-		tick := time.NewTicker(s.matcher.TTL() / 4)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				s.matcher.Expire(observe.Monotonic())
-			}
-		}
-	}()
 	// Reads never block (a deadline in the past): each wake-up drains
 	// what the ring holds, then the goroutine parks on the timer.
-	s.capture.SetReadDeadline(time.Unix(0, 1))
+	s.ring.SetReadDeadline(time.Unix(0, 1))
+	// The Matcher expires inline while events flow; this covers the time
+	// after traffic stops, at the pace of the wake-ups (parkedPoll).
+	expireEvery := int64(s.matcher.TTL() / 4)
+	nextExpire := observe.Monotonic() + expireEvery
 	wait := pollInterval
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	var rec bpf.Event
 	var ev KernelEvent
 	for {
+		if s.parked.Load() {
+			s.parked.Store(false)
+		}
 		n, err := s.drain(&rec, &ev)
 		if err != nil {
-			if errors.Is(err, bpf.ErrClosed) {
-				return nil
-			}
-			return fmt.Errorf("ebpf ring buffer: %w", err)
+			return closedIsNil(err)
+		}
+		if now := observe.Monotonic(); now >= nextExpire {
+			s.matcher.Expire(now)
+			nextExpire = now + expireEvery
 		}
 		wait = nextPoll(wait, n)
-		timer.Reset(wait)
+		if wait == parkedPoll {
+			// Park before one last look: a packet the proxy reported
+			// before this Store has its kernel event in the ring already
+			// (ingress is stamped before the socket queues it; the
+			// transport reports a send after the write, and a datagram's
+			// egress hook runs inside that write), so this drain reads
+			// it; any packet after it wakes us. A TCP segment the kernel
+			// sends later (Nagle, congestion window) waits parkedPoll.
+			s.parked.Store(true)
+			if n, err = s.drain(&rec, &ev); err != nil {
+				return closedIsNil(err)
+			} else if n > 0 {
+				wait = pollInterval
+			}
+		}
+		if wait == parkedPoll {
+			timer.Reset(s.parkedPoll)
+		} else {
+			timer.Reset(wait)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-timer.C:
+		case <-s.wake:
+			wait = pollInterval // restart the back-off: the reply may follow
 		}
 	}
 }
@@ -171,15 +235,24 @@ func (s *Source) Run(ctx context.Context) error {
 // how many there were.
 func (s *Source) drain(rec *bpf.Event, ev *KernelEvent) (int, error) {
 	for n := 0; ; n++ {
-		if err := s.capture.Read(rec); err != nil {
+		if err := s.ring.Read(rec); err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				return n, nil // empty
 			}
-			return n, err
+			return n, fmt.Errorf("ebpf ring buffer: %w", err)
 		}
 		toKernelEvent(rec, ev)
 		s.matcher.AddKernel(ev)
 	}
+}
+
+// closedIsNil is Run's result for a drain error: a ring closed under it
+// (Close) is a normal end.
+func closedIsNil(err error) error {
+	if errors.Is(err, bpf.ErrClosed) {
+		return nil
+	}
+	return err
 }
 
 // Close detaches the programs (legacy filters would otherwise outlive the

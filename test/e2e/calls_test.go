@@ -133,14 +133,14 @@ func Test486Relayed(t *testing.T) {
 func TestMaxForwardsZero(t *testing.T) {
 	needProxy(t)
 	const n = 5
-	ports := freePorts(t, "127.0.0.1", 3)
+	ports := freePorts(t, "127.0.0.1", 2) // proxy, UAC; the blackhole binds its own
 	hole := newBlackhole(t, "udp", "127.0.0.1")
 	p := startProxy(t, proxyConfig{
 		Host: "127.0.0.1", Port: ports[0], RecordRoute: true,
 		Hops: []string{hop("127.0.0.1", hole.port, "udp")},
 	})
 	uac := runSIPp(t, sipp{
-		Name: "uac", Scenario: "uac_483.xml", Local: "127.0.0.1", Port: ports[2], Remote: p.Addr,
+		Name: "uac", Scenario: "uac_483.xml", Local: "127.0.0.1", Port: ports[1], Remote: p.Addr,
 		Calls: n, Rate: 50, Timeout: 15 * time.Second,
 	})
 	expectAllOK(t, uac, n)
@@ -163,7 +163,7 @@ func TestUASSilent408(t *testing.T) {
 			if tr == "tcp" {
 				nc = tcp4
 			}
-			ports := freePorts(t, "127.0.0.1", 3)
+			ports := freePorts(t, "127.0.0.1", 2) // proxy, UAC; the blackhole binds its own
 			hole := newBlackhole(t, tr, "127.0.0.1")
 			p := startProxy(t, proxyConfig{
 				Host: "127.0.0.1", Port: ports[0], T1: 100 * time.Millisecond, RecordRoute: true,
@@ -171,7 +171,7 @@ func TestUASSilent408(t *testing.T) {
 			})
 			start := time.Now()
 			uac := runSIPp(t, sipp{
-				Name: "uac", Scenario: "uac_408.xml", Local: "127.0.0.1", Port: ports[2], Remote: p.Addr,
+				Name: "uac", Scenario: "uac_408.xml", Local: "127.0.0.1", Port: ports[1], Remote: p.Addr,
 				Transport: nc.t, Calls: n, Rate: 10, Timeout: 25 * time.Second,
 			})
 			elapsed := time.Since(start)

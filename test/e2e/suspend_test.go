@@ -271,7 +271,7 @@ func TestSuspendCancel(t *testing.T) {
 		n     = 3
 		delay = 2 * time.Second
 	)
-	ports := freePorts(t, "127.0.0.1", 3)
+	ports := freePorts(t, "127.0.0.1", 2) // proxy, UAC; the blackhole binds its own
 	hole := newBlackhole(t, "udp", "127.0.0.1")
 	p := startProxy(t, proxyConfig{
 		Host: "127.0.0.1", Port: ports[0], RecordRoute: true,
@@ -280,7 +280,7 @@ func TestSuspendCancel(t *testing.T) {
 	})
 	start := time.Now()
 	uac := runSIPp(t, sipp{
-		Name: "uac", Scenario: "uac_cancel_suspended.xml", Local: "127.0.0.1", Port: ports[2], Remote: p.Addr,
+		Name: "uac", Scenario: "uac_cancel_suspended.xml", Local: "127.0.0.1", Port: ports[1], Remote: p.Addr,
 		Calls: n, Rate: 10, Timeout: 10 * time.Second,
 	})
 	took := time.Since(start)
@@ -372,7 +372,7 @@ func TestSuspendMaxWait(t *testing.T) {
 		delay   = 2 * time.Second
 		maxWait = 300 * time.Millisecond
 	)
-	ports := freePorts(t, "127.0.0.1", 2)
+	ports := freePorts(t, "127.0.0.1", 1) // proxy; the blackhole binds its own
 	hole := newBlackhole(t, "udp", "127.0.0.1")
 	p := startProxy(t, proxyConfig{
 		Host: "127.0.0.1", Port: ports[0], RecordRoute: true,
@@ -457,7 +457,7 @@ func TestSuspendSIGTERM(t *testing.T) {
 	})
 	t.Run("reject", func(t *testing.T) {
 		needProxy(t)
-		ports := freePorts(t, "127.0.0.1", 2)
+		ports := freePorts(t, "127.0.0.1", 1) // proxy; the blackhole binds its own
 		hole := newBlackhole(t, "udp", "127.0.0.1")
 		p := startProxy(t, proxyConfig{
 			Host: "127.0.0.1", Port: ports[0], RecordRoute: true,

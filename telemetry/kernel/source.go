@@ -201,6 +201,7 @@ func (s *Source) Run(ctx context.Context) error {
 			nextExpire = now + expireEvery
 		}
 		wait = nextPoll(wait, n)
+		sleep := wait
 		if wait == parkedPoll {
 			// Park before one last look: a packet the proxy reported
 			// before this Store has its kernel event in the ring already
@@ -212,15 +213,13 @@ func (s *Source) Run(ctx context.Context) error {
 			s.parked.Store(true)
 			if n, err = s.drain(&rec, &ev); err != nil {
 				return closedIsNil(err)
-			} else if n > 0 {
-				wait = pollInterval
+			}
+			sleep = s.parkedPoll
+			if n > 0 {
+				wait, sleep = pollInterval, pollInterval
 			}
 		}
-		if wait == parkedPoll {
-			timer.Reset(s.parkedPoll)
-		} else {
-			timer.Reset(wait)
-		}
+		timer.Reset(sleep)
 		select {
 		case <-ctx.Done():
 			return nil

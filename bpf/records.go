@@ -63,8 +63,12 @@ const (
 // timestamp order: sort by TsNs where order matters.
 func (c *Capture) Read(rec *Event) error {
 	buf := unsafe.Slice((*byte)(unsafe.Pointer(rec)), eventSize)
-	r := ringbuf.Record{RawSample: buf[:0]}
-	if err := c.reader.ReadInto(&r); err != nil {
+	r := &c.rec
+	r.RawSample = buf[:0]
+	err := c.reader.ReadInto(r)
+	sample := r.RawSample
+	r.RawSample = nil // do not keep the caller's event reachable
+	if err != nil {
 		if errors.Is(err, ringbuf.ErrClosed) {
 			return ErrClosed
 		}
@@ -73,8 +77,8 @@ func (c *Capture) Read(rec *Event) error {
 	// A record is the event header plus CapLen payload bytes (the program
 	// cuts it there), read into the front of rec. Anything else means the
 	// object and this package disagree.
-	n := len(r.RawSample)
-	if n < eventHeaderSize || n > eventSize || unsafe.SliceData(r.RawSample) != unsafe.SliceData(buf) ||
+	n := len(sample)
+	if n < eventHeaderSize || n > eventSize || unsafe.SliceData(sample) != unsafe.SliceData(buf) ||
 		n != eventHeaderSize+int(rec.CapLen) {
 		return fmt.Errorf("bpf: ring record of %d bytes, want %d header bytes plus the captured payload", n, eventHeaderSize)
 	}

@@ -60,12 +60,17 @@ volatile const __u8 proxy_side_only = 0;
 // Payload bytes to copy per event, 0 < snaplen <= SNAP_MAX.
 volatile const __u32 snaplen = SNAP_MAX;
 
-// wakeup_bytes: 0 wakes the reader for every event. Otherwise events are
+// wakeup_bytes: 0 wakes the reader for every event; WAKEUP_NEVER never
+// does (the reader polls on its own clock). Otherwise events are
 // submitted without a wake-up, except the one that carries the backlog
 // across a multiple of wakeup_bytes, and the reader polls on a short
 // deadline: a wake-up (an IRQ work item plus a reader context switch) per
 // packet was most of the egress program's cost.
 volatile const __u32 wakeup_bytes = 0;
+
+// WAKEUP_NEVER as wakeup_bytes skips the backlog query altogether: the
+// loader freezes .rodata, so the verifier prunes the branch not taken.
+#define WAKEUP_NEVER 0xffffffffU
 
 // ---- Maps. ----
 
@@ -360,7 +365,9 @@ static __always_inline int capture(struct __sk_buff *skb, __u8 direction)
 	}
 
 	__u64 wake = 0;
-	if (wakeup_bytes) {
+	if (wakeup_bytes == WAKEUP_NEVER) {
+		wake = BPF_RB_NO_WAKEUP;
+	} else if (wakeup_bytes) {
 		// Wake only when this record carries the backlog across a multiple
 		// of wakeup_bytes, not on every record above it: each forced
 		// wake-up is an IRQ work item, a self-IPI (an APIC MSR write,

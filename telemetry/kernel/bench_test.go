@@ -6,11 +6,16 @@ import (
 	"sipvigil/proxy/observe"
 )
 
+// newBenchMatcher is configured as in production: no text copies, a
+// discarding out.
+func newBenchMatcher() *Matcher {
+	return NewMatcher(Config{LocalPorts: []uint16{5060}}, NewClock(), func(Match) {})
+}
+
 // BenchmarkMatchUDP is one proxy packet plus its kernel event (packet
 // first, as in production), ending in a match.
 func BenchmarkMatchUDP(b *testing.B) {
-	m, _ := newTestMatcher(b, Config{})
-	m.out = func(Match) {}
+	m := newBenchMatcher()
 	msg := invite("bench")
 	p := pkt(observe.In, observe.ProtoUDP, proxyAP, peerAP, base, msg)
 	ev := kev(Ingress, observe.ProtoUDP, peerAP, proxyAP, base, msg)
@@ -28,8 +33,7 @@ func BenchmarkMatchUDP(b *testing.B) {
 
 // BenchmarkMatchUDPKernelFirst is the other arrival order.
 func BenchmarkMatchUDPKernelFirst(b *testing.B) {
-	m, _ := newTestMatcher(b, Config{})
-	m.out = func(Match) {}
+	m := newBenchMatcher()
 	msg := invite("bench")
 	p := pkt(observe.Out, observe.ProtoUDP, proxyAP, peerAP, base, msg)
 	ev := kev(Egress, observe.ProtoUDP, proxyAP, peerAP, base, msg)
@@ -44,8 +48,7 @@ func BenchmarkMatchUDPKernelFirst(b *testing.B) {
 
 // BenchmarkMatchTCP is one TCP segment holding one message, plus the packet.
 func BenchmarkMatchTCP(b *testing.B) {
-	m, _ := newTestMatcher(b, Config{})
-	m.out = func(Match) {}
+	m := newBenchMatcher()
 	msg := invite("bench")
 	p := tcpPkt(observe.In, base, msg)
 	ev := tcpSeg(Ingress, peerAP, proxyAP, base, 1, msg)
@@ -61,8 +64,7 @@ func BenchmarkMatchTCP(b *testing.B) {
 
 // BenchmarkMatchUDPParallel measures contention on the one mutex.
 func BenchmarkMatchUDPParallel(b *testing.B) {
-	m, _ := newTestMatcher(b, Config{})
-	m.out = func(Match) {}
+	m := newBenchMatcher()
 	msg := invite("bench")
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

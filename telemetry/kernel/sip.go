@@ -129,10 +129,11 @@ func equalFold(b []byte, lower string) bool {
 // fillText copies the first line, Call-ID and CSeq of data into p. It
 // scans header lines only until both headers are found or the headers end.
 func (p *PacketInfo) fillText(data []byte) {
+	t := new(msgText)
+	p.text = t
 	data = data[skipCRLF(data, 0):]
 	line, rest := nextLine(data)
-	p.summaryLen = uint8(copy(p.summary[:], line))
-	p.callIDLen, p.cseqLen = 0, 0
+	t.summaryLen = uint8(copy(t.summary[:], line))
 	var haveCallID, haveCSeq bool
 	for len(rest) > 0 && !(haveCallID && haveCSeq) {
 		line, rest = nextLine(rest)
@@ -143,10 +144,10 @@ func (p *PacketInfo) fillText(data []byte) {
 		switch {
 		case !ok:
 		case !haveCallID && (equalFold(name, "call-id") || equalFold(name, "i")):
-			p.callIDLen = uint8(copy(p.callID[:], val))
+			t.callIDLen = uint8(copy(t.callID[:], val))
 			haveCallID = true
 		case !haveCSeq && equalFold(name, "cseq"):
-			p.cseqLen = uint8(copy(p.cseq[:], val))
+			t.cseqLen = uint8(copy(t.cseq[:], val))
 			haveCSeq = true
 		}
 	}

@@ -118,7 +118,7 @@ func (t *table[V]) pushChain(i int32) {
 func (t *table[V]) find(k *key, sum uint64) int32 {
 	found := nilIdx
 	for i := t.buckets[uint32(sum)&t.mask]; i != nilIdx; i = t.slots[i].bnext {
-		if t.slots[i].k == *k {
+		if s := &t.slots[i]; s.sum == uint32(sum) && s.k == *k {
 			found = i
 		}
 	}

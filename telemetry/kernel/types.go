@@ -44,8 +44,7 @@ type KernelEvent struct {
 	Payload []byte
 }
 
-// Caps of the text kept per message. They are fixed arrays so that pending
-// entries need no allocation; longer values are truncated.
+// Caps of the text kept per message with Config.Text.
 const (
 	summaryCap = 128
 	callIDCap  = 128
@@ -53,7 +52,9 @@ const (
 )
 
 // PacketInfo is a copy of the proxy-side facts of one message, safe to keep
-// (the observe.Packet's Data is not).
+// (the observe.Packet's Data is not). It is copied into a table slot for
+// every message and out again on its match, so it stays small: the text a
+// dump wants lives behind a pointer that is nil unless Config.Text.
 type PacketInfo struct {
 	Dir    observe.Direction
 	Proto  uint8
@@ -65,6 +66,12 @@ type PacketInfo struct {
 	Mono   int64          // proxy's CLOCK_MONOTONIC ns (after read / after write)
 	Len    int            // message length
 
+	text *msgText // Config.Text only
+}
+
+// msgText is the part of a message a dump prints. Fixed arrays, so one
+// allocation per message holds all of it; longer values are truncated.
+type msgText struct {
 	summaryLen, callIDLen, cseqLen uint8
 	summary                        [summaryCap]byte
 	callID                         [callIDCap]byte
@@ -72,14 +79,31 @@ type PacketInfo struct {
 }
 
 // Summary is the message's first line without CRLF, e.g.
-// "INVITE sip:x@y SIP/2.0" or "SIP/2.0 180 Ringing" (at most 128 bytes).
-func (p *PacketInfo) Summary() string { return string(p.summary[:p.summaryLen]) }
+// "INVITE sip:x@y SIP/2.0" or "SIP/2.0 180 Ringing" (at most 128 bytes),
+// or "" unless the Matcher keeps text (Config.Text).
+func (p *PacketInfo) Summary() string {
+	if p.text == nil {
+		return ""
+	}
+	return string(p.text.summary[:p.text.summaryLen])
+}
 
-// CallID is the Call-ID header value, or "" if not in the message.
-func (p *PacketInfo) CallID() string { return string(p.callID[:p.callIDLen]) }
+// CallID is the Call-ID header value, or "" if not in the message or
+// without Config.Text.
+func (p *PacketInfo) CallID() string {
+	if p.text == nil {
+		return ""
+	}
+	return string(p.text.callID[:p.text.callIDLen])
+}
 
-// CSeq is the CSeq header value, e.g. "1 INVITE", or "".
-func (p *PacketInfo) CSeq() string { return string(p.cseq[:p.cseqLen]) }
+// CSeq is the CSeq header value, e.g. "1 INVITE", or "" (as CallID).
+func (p *PacketInfo) CSeq() string {
+	if p.text == nil {
+		return ""
+	}
+	return string(p.text.cseq[:p.text.cseqLen])
+}
 
 // Match is one proxy message joined with its kernel event.
 type Match struct {

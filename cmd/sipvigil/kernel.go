@@ -44,7 +44,7 @@ func openKernel(cfg *config.Config, listen []netip.AddrPort, hopPorts []uint16, 
 		log.Info("eBPF disabled by config (ebpf.mode: off)")
 		return k, nil
 	}
-	var out func(kernel.Match)
+	var out func(kernel.Match) // nil: the matcher only stamps, builds no Match
 	if dumpPath != "" {
 		d, err := newMatchDump(dumpPath)
 		if err != nil {
@@ -52,8 +52,6 @@ func openKernel(cfg *config.Config, listen []netip.AddrPort, hopPorts []uint16, 
 		}
 		k.dump = d
 		out = d.add
-	} else {
-		out = func(kernel.Match) {}
 	}
 	src, err := kernel.OpenSource(kernel.SourceConfig{
 		Interfaces:  cfg.EBPF.Interfaces,

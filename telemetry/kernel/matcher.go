@@ -46,6 +46,7 @@ type Matcher struct {
 	seed    maphash.Seed
 	clock   *Clock
 	out     func(Match)
+	outNop  bool               // out was nil: a match only stamps, no Match is built
 	ports   [65536 / 64]uint64 // LocalPorts bitmap, read-only after New
 
 	// locals holds a hash of each learned local TCP endpoint (0 = empty);
@@ -70,7 +71,9 @@ var _ observe.Observer = (*Matcher)(nil)
 
 // NewMatcher returns a Matcher that calls out, outside its lock, for every
 // match. out must be safe for concurrent use and must not call back into
-// the Matcher's Add methods. A nil clock gets NewClock().
+// the Matcher's Add methods. A nil out builds no Match at all: a match
+// then only sets the packet's observe.Stamp, which is all the proxy's
+// traces need. A nil clock gets NewClock().
 func NewMatcher(cfg Config, clock *Clock, out func(Match)) *Matcher {
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
@@ -84,7 +87,8 @@ func NewMatcher(cfg Config, clock *Clock, out func(Match)) *Matcher {
 	if clock == nil {
 		clock = NewClock()
 	}
-	if out == nil {
+	outNop := out == nil
+	if outNop {
 		out = func(Match) {}
 	}
 	m := &Matcher{
@@ -94,6 +98,7 @@ func NewMatcher(cfg Config, clock *Clock, out func(Match)) *Matcher {
 		seed:    maphash.MakeSeed(),
 		clock:   clock,
 		out:     out,
+		outNop:  outNop,
 		kern:    newTable[kernVal](cfg.MaxPending),
 		pkt:     newTable[PacketInfo](cfg.MaxPending),
 		cont:    newTable[contVal](cfg.MaxPending),
@@ -144,7 +149,7 @@ func (m *Matcher) AddPacket(p *observe.Packet) {
 	i := m.kern.find(&k, sum)
 	if i != nilIdx {
 		s := &m.kern.slots[i]
-		m.fill(&mt, &info, s.mono, &s.v)
+		m.join(&mt, &info, s.mono, &s.v)
 		m.kern.remove(i)
 		m.st.Matched++
 	} else {
@@ -156,7 +161,7 @@ func (m *Matcher) AddPacket(p *observe.Packet) {
 		m.pkt.slots[j].v = info
 	}
 	m.mu.Unlock()
-	if i != nilIdx {
+	if i != nilIdx && !m.outNop {
 		m.out(mt)
 	}
 }
@@ -222,7 +227,7 @@ func (m *Matcher) addUDP(ev *KernelEvent, dir observe.Direction, remote netip.Ad
 	m.tick(ev.Mono)
 	ok := m.kernelSide(&mt, &k, ev.Mono, kernVal{ifindex: ev.Ifindex, segments: 1})
 	m.mu.Unlock()
-	if ok {
+	if ok && !m.outNop {
 		m.out(mt)
 	}
 }
@@ -370,8 +375,10 @@ func (m *Matcher) addTCP(ev *KernelEvent, dir observe.Direction, remote netip.Ad
 	if short {
 		m.shortCapture.Add(1)
 	}
-	for i := range nout {
-		m.out(out[i])
+	if !m.outNop {
+		for i := range nout {
+			m.out(out[i])
+		}
 	}
 }
 
@@ -380,7 +387,7 @@ func (m *Matcher) addTCP(ev *KernelEvent, dir observe.Direction, remote netip.Ad
 func (m *Matcher) kernelSide(mt *Match, k *key, mono int64, kv kernVal) bool {
 	sum := k.sum()
 	if i := m.pkt.find(k, sum); i != nilIdx {
-		m.fill(mt, &m.pkt.slots[i].v, mono, &kv)
+		m.join(mt, &m.pkt.slots[i].v, mono, &kv)
 		m.pkt.remove(i)
 		m.st.Matched++
 		return true
@@ -394,9 +401,14 @@ func (m *Matcher) kernelSide(mt *Match, k *key, mono int64, kv kernVal) bool {
 	return false
 }
 
-func (m *Matcher) fill(mt *Match, info *PacketInfo, kmono int64, kv *kernVal) {
+// join gives the proxy's record of the message its kernel time and, when
+// there is an out to call, builds the Match in mt.
+func (m *Matcher) join(mt *Match, info *PacketInfo, kmono int64, kv *kernVal) {
 	if info.Stamp != nil {
 		info.Stamp.Set(kmono, kv.ifindex)
+	}
+	if m.outNop {
+		return
 	}
 	mt.Packet = *info
 	mt.KernelMono = kmono

@@ -2,6 +2,7 @@ package kernel
 
 import (
 	"net/netip"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -283,5 +284,32 @@ func TestFillTextCompactAndTruncated(t *testing.T) {
 	p.fillText([]byte("BYE sip:x SIP/2.0\r\nTo: y\r\n\r\nCall-ID: in-body\r\n"))
 	if p.CallID() != "" || p.CSeq() != "" {
 		t.Fatalf("headers after the blank line were read: %q %q", p.CallID(), p.CSeq())
+	}
+}
+
+// Without an out (production without --kernel-dump) a match builds no
+// Match but still stamps the proxy's record, in either arrival order.
+func TestNilOutStillStamps(t *testing.T) {
+	m := NewMatcher(Config{LocalPorts: []uint16{5060}}, NewClock(), nil)
+	for i, kernelFirst := range []bool{false, true} {
+		msg := invite("nil-out-"+strconv.Itoa(i))
+		p := pkt(observe.In, observe.ProtoUDP, proxyAP, peerAP, base+500, msg)
+		p.Stamp = new(observe.Stamp)
+		ev := kev(Ingress, observe.ProtoUDP, peerAP, proxyAP, base, msg)
+		ev.Ifindex = 3
+		if kernelFirst {
+			m.AddKernel(ev)
+			m.AddPacket(p)
+		} else {
+			m.AddPacket(p)
+			m.AddKernel(ev)
+		}
+		mono, ifindex, ok := p.Stamp.Get()
+		if !ok || mono != base || ifindex != 3 {
+			t.Errorf("kernelFirst=%v: stamp %d %d %v, want %d 3 true", kernelFirst, mono, ifindex, ok, base)
+		}
+	}
+	if st := m.Stats(); st.Matched != 2 {
+		t.Errorf("matched %d, want 2", st.Matched)
 	}
 }

@@ -292,7 +292,7 @@ func TestFillTextCompactAndTruncated(t *testing.T) {
 func TestNilOutStillStamps(t *testing.T) {
 	m := NewMatcher(Config{LocalPorts: []uint16{5060}}, NewClock(), nil)
 	for i, kernelFirst := range []bool{false, true} {
-		msg := invite("nil-out-"+strconv.Itoa(i))
+		msg := invite("nil-out-" + strconv.Itoa(i))
 		p := pkt(observe.In, observe.ProtoUDP, proxyAP, peerAP, base+500, msg)
 		p.Stamp = new(observe.Stamp)
 		ev := kev(Ingress, observe.ProtoUDP, peerAP, proxyAP, base, msg)

@@ -45,8 +45,7 @@ type Matcher struct {
 	hashLen int
 	seed    maphash.Seed
 	clock   *Clock
-	out     func(Match)
-	outNop  bool               // out was nil: a match only stamps, no Match is built
+	out     func(Match)        // nil: a match only stamps, no Match is built
 	ports   [65536 / 64]uint64 // LocalPorts bitmap, read-only after New
 
 	// locals holds a hash of each learned local TCP endpoint (0 = empty);
@@ -87,10 +86,6 @@ func NewMatcher(cfg Config, clock *Clock, out func(Match)) *Matcher {
 	if clock == nil {
 		clock = NewClock()
 	}
-	outNop := out == nil
-	if outNop {
-		out = func(Match) {}
-	}
 	m := &Matcher{
 		ttl:     int64(cfg.TTL),
 		text:    cfg.Text,
@@ -98,7 +93,6 @@ func NewMatcher(cfg Config, clock *Clock, out func(Match)) *Matcher {
 		seed:    maphash.MakeSeed(),
 		clock:   clock,
 		out:     out,
-		outNop:  outNop,
 		kern:    newTable[kernVal](cfg.MaxPending),
 		pkt:     newTable[PacketInfo](cfg.MaxPending),
 		cont:    newTable[contVal](cfg.MaxPending),
@@ -161,7 +155,7 @@ func (m *Matcher) AddPacket(p *observe.Packet) {
 		m.pkt.slots[j].v = info
 	}
 	m.mu.Unlock()
-	if i != nilIdx && !m.outNop {
+	if i != nilIdx && m.out != nil {
 		m.out(mt)
 	}
 }
@@ -227,7 +221,7 @@ func (m *Matcher) addUDP(ev *KernelEvent, dir observe.Direction, remote netip.Ad
 	m.tick(ev.Mono)
 	ok := m.kernelSide(&mt, &k, ev.Mono, kernVal{ifindex: ev.Ifindex, segments: 1})
 	m.mu.Unlock()
-	if ok && !m.outNop {
+	if ok && m.out != nil {
 		m.out(mt)
 	}
 }
@@ -375,7 +369,7 @@ func (m *Matcher) addTCP(ev *KernelEvent, dir observe.Direction, remote netip.Ad
 	if short {
 		m.shortCapture.Add(1)
 	}
-	if !m.outNop {
+	if m.out != nil {
 		for i := range nout {
 			m.out(out[i])
 		}
@@ -407,7 +401,7 @@ func (m *Matcher) join(mt *Match, info *PacketInfo, kmono int64, kv *kernVal) {
 	if info.Stamp != nil {
 		info.Stamp.Set(kmono, kv.ifindex)
 	}
-	if m.outNop {
+	if m.out == nil {
 		return
 	}
 	mt.Packet = *info

@@ -82,8 +82,8 @@ type ring interface {
 }
 
 // Source runs the kernel capture: it reads bpf ring-buffer records, turns
-// them into KernelEvents and feeds the Matcher, which the proxy's transport
-// feeds from the other side (Matcher implements observe.Observer).
+// them into KernelEvents and feeds the Matcher. The proxy's transport feeds
+// the other side through Source.Packet (Source is its observe.Observer).
 type Source struct {
 	capture *bpf.Capture
 	ring    ring // capture, except in tests

@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -17,25 +16,13 @@ import (
 //
 //	go test -run '^$' -bench Prog -benchtime 1000000x ./bpf/
 
-// udpFrame is Ethernet + IPv4 + UDP 5070 -> 5060 with payload bytes.
+// udpFrame is buildFrame's plain UDP 5070 -> 5060 frame with payload bytes.
 func udpFrame(payload int) []byte {
-	b := make([]byte, 14+20+8+payload)
-	binary.BigEndian.PutUint16(b[12:], 0x0800)
-	ip := b[14:]
-	ip[0] = 0x45
-	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+payload))
-	ip[8] = 64
-	ip[9] = 17
-	copy(ip[12:], []byte{127, 0, 0, 1})
-	copy(ip[16:], []byte{127, 0, 0, 1})
-	u := ip[20:]
-	binary.BigEndian.PutUint16(u[0:], 5070)
-	binary.BigEndian.PutUint16(u[2:], 5060)
-	binary.BigEndian.PutUint16(u[4:], uint16(8+payload))
-	for i := range payload {
-		u[8+i] = byte('a' + i%26)
+	b := make([]byte, payload)
+	for i := range b {
+		b[i] = byte('a' + i%26)
 	}
-	return b
+	return buildFrame(frameOpts{payload: b})
 }
 
 // wakeupNever is WAKEUP_NEVER in sipcap.c, what Open sets for WakeupNever.

@@ -70,13 +70,16 @@ bench-suspend: build
 	./bench/suspend.sh
 
 # Capacity with eBPF off and on in the same run (ratio >= 0.95, 0 ring
-# drops) and the programs' CPU cost per packet; needs root. Three
-# alternating off/on search pairs, judged on the medians (one search on 2
-# shared cores moves by 10-15 %); ~20 min. EBPF_BENCH_FLAGS=--netns puts
-# SIPp in a network namespace (one hook per packet, as on a NIC).
+# drops) and the programs' CPU cost per packet; needs root. 40 fixed-rate
+# trials per mode, off and on interleaved trial by trial, each mode on its
+# own up/down staircase (bench/README.md, "ebpf.sh"): one bisection on 2
+# shared cores moves by 10-20 %, and host drift moves the CPU per call by
+# ~10 % between consecutive trials; ~30 min. EBPF_BENCH_FLAGS=--netns puts
+# SIPp in a network namespace (one hook per packet, as on a NIC);
+# EBPF_BENCH_FLAGS="--staircase 0 --repeat 3" is the older search-pair run.
 EBPF_BENCH_FLAGS ?=
 bench-ebpf: build
-	./bench/ebpf.sh --repeat 3 $(EBPF_BENCH_FLAGS)
+	./bench/ebpf.sh --staircase 40 $(EBPF_BENCH_FLAGS)
 
 # Capacity with tracing off and on (100% sampling, eBPF on in both) in the
 # same run (ratio >= 0.90, 0 spans dropped); needs root.

@@ -186,11 +186,11 @@ search_pairs() {
 # header); sets what search_pairs sets, from the trials' own lines.
 STAIR_LINE=()
 staircase() {
-	local -A rate step last rev sum sumsq n pass cpu_sum
+	local -A rate step last rev sum sumsq n pass cpu_sum capped
 	local i mode order verdict dir f d c next
 	for mode in off on; do
 		rate[$mode]=$START_RATE step[$mode]=$((4 * RESOLUTION)) last[$mode]=0 rev[$mode]=0
-		sum[$mode]=0 sumsq[$mode]=0 n[$mode]=0 pass[$mode]=0 cpu_sum[$mode]=0
+		sum[$mode]=0 sumsq[$mode]=0 n[$mode]=0 pass[$mode]=0 cpu_sum[$mode]=0 capped[$mode]=""
 	done
 	ON_DROPS=0 OFF_OUT="" ON_OUT=""
 	for ((i = 1; i <= STAIRCASE; i++)); do
@@ -216,6 +216,8 @@ staircase() {
 			fi
 			if ((dir > 0)); then
 				((++pass[$mode]))
+				# a pass at --max: the staircase cannot go higher, the estimate is a lower bound
+				((rate[$mode] < MAX_RATE)) || capped[$mode]=$MAX_RATE
 				c=$(field cpu_per_1000_calls "$f" 'TRIAL ')
 				cpu_sum[$mode]=$(awk -v a="${cpu_sum[$mode]}" -v b="${c:-0}" 'BEGIN { print a + b }')
 				if [[ $mode == on ]]; then
@@ -233,7 +235,13 @@ staircase() {
 			next=$((rate[$mode] + dir * step[$mode]))
 			((next >= RESOLUTION)) || next=$RESOLUTION
 			((next <= MAX_RATE)) || next=$MAX_RATE
-			out "STEP $i ebpf=$mode rate=${rate[$mode]} $verdict reversals=${rev[$mode]} next=$next$([[ $mode == on ]] && echo " ring_drops=$(field ring_drops "$f" 'TRIAL ')")"
+			d=""
+			if [[ $mode == on ]]; then
+				# a failed trial's proxy is often killed before it logs its ebpf stats
+				d=$(field ring_drops "$f" 'TRIAL ')
+				d=" ring_drops=${d:-na}"
+			fi
+			out "STEP $i ebpf=$mode rate=${rate[$mode]} $verdict reversals=${rev[$mode]} next=$next$d"
 			rate[$mode]=$next
 		done
 	done
@@ -247,7 +255,7 @@ staircase() {
 		STAIR_LINE+=("STAIRCASE ebpf=$mode capacity=$cap cps trials=$STAIRCASE fine_trials=${n[$mode]} sd=$sd passed=${pass[$mode]} reversals=${rev[$mode]} cpu_per_1000_calls(passing)=$cpu")
 		if [[ $mode == off ]]; then OFF_RATE=$cap OFF_CPU=$cpu; else ON_RATE=$cap ON_CPU=$cpu; fi
 	done
-	OFF_CAPPED="" ON_CAPPED=""
+	OFF_CAPPED=${capped[off]} ON_CAPPED=${capped[on]}
 }
 
 if ((STAIRCASE)); then staircase; else search_pairs; fi

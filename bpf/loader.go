@@ -172,24 +172,11 @@ func (cfg *Config) normalize() error {
 	return nil
 }
 
-// Open loads sipcap with cfg's ports and snaplen baked in as constants and
-// attaches it at ingress and egress of every configured interface: with
-// TCX when the kernel has it (>= 6.6) unless cfg.ForceLegacy, otherwise
-// with clsact + cls_bpf filters. It first deletes legacy filters left by a
-// sipvigil process that died without Close.
-//
-// Interfaces are resolved, and TCX links created, in the network namespace
-// of the calling OS thread; to capture in another namespace, lock the
-// thread and switch to it around Open. Close may run on any thread.
-func Open(cfg Config) (*Capture, error) {
-	if err := cfg.normalize(); err != nil {
-		return nil, err
-	}
-	// Only matters on kernels < 5.11 (memlock accounting); a no-op after.
-	if err := rlimit.RemoveMemlock(); err != nil {
-		return nil, classify("raise memlock rlimit", err)
-	}
-
+// loadSpec parses the embedded object and bakes cfg's ports, snaplen,
+// side filter and wake-up threshold into its constants and cfg.RingBytes
+// into the ring's size. Open uses it, and so do the program tests and
+// benchmarks, which run the programs without attaching them.
+func loadSpec(cfg Config) (*ebpf.CollectionSpec, error) {
 	spec, err := loadSipcap()
 	if err != nil {
 		return nil, fmt.Errorf("bpf: parse embedded object: %w", err)
@@ -229,6 +216,31 @@ func Open(cfg Config) (*Capture, error) {
 		return nil, fmt.Errorf("bpf: set wakeup_bytes: %w", err)
 	}
 	spec.Maps[sipcapMapEvents].MaxEntries = uint32(cfg.RingBytes)
+	return spec, nil
+}
+
+// Open loads sipcap with cfg's ports and snaplen baked in as constants and
+// attaches it at ingress and egress of every configured interface: with
+// TCX when the kernel has it (>= 6.6) unless cfg.ForceLegacy, otherwise
+// with clsact + cls_bpf filters. It first deletes legacy filters left by a
+// sipvigil process that died without Close.
+//
+// Interfaces are resolved, and TCX links created, in the network namespace
+// of the calling OS thread; to capture in another namespace, lock the
+// thread and switch to it around Open. Close may run on any thread.
+func Open(cfg Config) (*Capture, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, err
+	}
+	// Only matters on kernels < 5.11 (memlock accounting); a no-op after.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, classify("raise memlock rlimit", err)
+	}
+
+	spec, err := loadSpec(cfg)
+	if err != nil {
+		return nil, err
+	}
 
 	c := &Capture{log: cfg.Logger}
 	if err := spec.LoadAndAssign(&c.objs, nil); err != nil {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
@@ -57,29 +56,11 @@ func buildFrame(o frameOpts) []byte {
 // this pins the bounds of that read; a frame cut inside its headers must
 // produce no event (and must load: the verifier checks the bounds).
 func TestProgHeaderOffsets(t *testing.T) {
-	spec, err := loadSipcap()
+	objs, rd, err := loadProgs(Config{Ports: []uint16{5060}, Snaplen: 2048, WakeupBytes: WakeupNever, RingBytes: 1 << 20})
 	if err != nil {
-		t.Fatal(err)
-	}
-	var ports [8192]byte
-	ports[5060>>3] |= 1 << (5060 & 7)
-	for name, v := range map[string]any{
-		sipcapVarSipPortMap: ports, sipcapVarSnaplen: uint32(2048), sipcapVarWakeupBytes: wakeupNever,
-	} {
-		if err := spec.Variables[name].Set(v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	spec.Maps[sipcapMapEvents].MaxEntries = 1 << 20
-	var objs sipcapObjects
-	if err := spec.LoadAndAssign(&objs, nil); err != nil {
-		skipOrFail(t, classify("load sipcap", err))
+		skipOrFail(t, err)
 	}
 	defer objs.Close()
-	rd, err := ringbuf.NewReader(objs.Events)
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer rd.Close()
 
 	msg := []byte("OPTIONS sip:probe@127.0.0.2 SIP/2.0\r\nCall-ID: offsets\r\nContent-Length: 0\r\n\r\n")
@@ -116,7 +97,7 @@ func TestProgHeaderOffsets(t *testing.T) {
 				t.Fatalf("no event: %v", err)
 			}
 			var ev Event
-			copy(unsafeEventBytes(&ev), rec.RawSample)
+			copy(ev.bytes(), rec.RawSample)
 			if ev.Sport != 5070 || ev.Dport != 5060 || ev.L4Proto != 17 || ev.IpVersion != 4 {
 				t.Errorf("event %d -> %d proto %d v%d, want 5070 -> 5060 UDP v4", ev.Sport, ev.Dport, ev.L4Proto, ev.IpVersion)
 			}
@@ -130,7 +111,22 @@ func TestProgHeaderOffsets(t *testing.T) {
 	}
 }
 
-// unsafeEventBytes is e's memory, for copying a ring record into it.
-func unsafeEventBytes(e *Event) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(e)), eventSize)
+// loadProgs loads the programs with cfg's constants (loadSpec, as Open
+// does) without attaching them, and opens a reader on their ring, for
+// BPF_PROG_TEST_RUN tests and benchmarks. A load error is classified.
+func loadProgs(cfg Config) (*sipcapObjects, *ringbuf.Reader, error) {
+	spec, err := loadSpec(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	var objs sipcapObjects
+	if err := spec.LoadAndAssign(&objs, nil); err != nil {
+		return nil, nil, classify("load sipcap", err)
+	}
+	rd, err := ringbuf.NewReader(objs.Events)
+	if err != nil {
+		objs.Close()
+		return nil, nil, classify("open ring buffer reader", err)
+	}
+	return &objs, rd, nil
 }

@@ -25,47 +25,26 @@ func udpFrame(payload int) []byte {
 	return buildFrame(frameOpts{payload: b})
 }
 
-// wakeupNever is WAKEUP_NEVER in sipcap.c, what Open sets for WakeupNever.
-const wakeupNever = ^uint32(0)
-
 func BenchmarkProg(b *testing.B) {
 	for _, tc := range []struct {
 		name    string
 		ring    int
 		port    uint16
 		payload int
-		wakeup  uint32
+		wakeup  int
 	}{
-		{"miss", 32 << 20, 1, 600, wakeupNever},
-		{"hit600-ring32M", 32 << 20, 5060, 600, wakeupNever},
+		{"miss", 32 << 20, 1, 600, WakeupNever},
+		{"hit600-ring32M", 32 << 20, 5060, 600, WakeupNever},
 		{"hit600-ring32M-wake64K", 32 << 20, 5060, 600, 65536},
-		{"hit600-ring1M", 1 << 20, 5060, 600, wakeupNever},
-		{"hit1200-ring32M", 32 << 20, 5060, 1200, wakeupNever},
+		{"hit600-ring1M", 1 << 20, 5060, 600, WakeupNever},
+		{"hit1200-ring32M", 32 << 20, 5060, 1200, WakeupNever},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			spec, err := loadSipcap()
+			objs, rd, err := loadProgs(Config{Ports: []uint16{tc.port}, Snaplen: 2048, WakeupBytes: tc.wakeup, RingBytes: tc.ring})
 			if err != nil {
-				b.Fatal(err)
-			}
-			var pm [8192]byte
-			pm[tc.port>>3] |= 1 << (tc.port & 7)
-			for name, v := range map[string]any{
-				sipcapVarSipPortMap: pm, sipcapVarSnaplen: uint32(2048), sipcapVarWakeupBytes: tc.wakeup,
-			} {
-				if err := spec.Variables[name].Set(v); err != nil {
-					b.Fatal(err)
-				}
-			}
-			spec.Maps[sipcapMapEvents].MaxEntries = uint32(tc.ring)
-			var objs sipcapObjects
-			if err := spec.LoadAndAssign(&objs, nil); err != nil {
 				b.Skipf("cannot load sipcap (needs root and BPF): %v", err)
 			}
 			defer objs.Close()
-			rd, err := ringbuf.NewReader(objs.Events)
-			if err != nil {
-				b.Fatal(err)
-			}
 			defer rd.Close()
 			stop := make(chan struct{})
 			done := make(chan struct{})

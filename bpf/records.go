@@ -45,6 +45,9 @@ func (e *Event) Dst() netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom16(e.Daddr).Unmap(), e.Dport)
 }
 
+// bytes is e's memory, which a ring record is read into.
+func (e *Event) bytes() []byte { return unsafe.Slice((*byte)(unsafe.Pointer(e)), eventSize) }
+
 // Truncated reports whether the payload was longer than what was copied.
 func (e *Event) Truncated() bool { return e.CapLen < e.PayloadLen }
 
@@ -62,7 +65,7 @@ const (
 // Events arrive in ring reservation order, which across CPUs is not
 // timestamp order: sort by TsNs where order matters.
 func (c *Capture) Read(rec *Event) error {
-	buf := unsafe.Slice((*byte)(unsafe.Pointer(rec)), eventSize)
+	buf := rec.bytes()
 	r := &c.rec
 	r.RawSample = buf[:0]
 	err := c.reader.ReadInto(r)

@@ -10,6 +10,15 @@ import (
 	"sipvigil/proxy/observe"
 )
 
+// pending is what a proxy packet waiting for its kernel event keeps. A
+// match needs only the Stamp; the full PacketInfo (the addresses, and the
+// text with Config.Text) is copied only when there is an out to give a
+// Match to, so the production slot is small and holds one pointer.
+type pending struct {
+	stamp *observe.Stamp
+	info  *PacketInfo // nil unless the Matcher has an out
+}
+
 // kernVal is what a kernel entry waiting for its proxy packet keeps.
 type kernVal struct {
 	ifindex  uint32
@@ -58,7 +67,7 @@ type Matcher struct {
 
 	mu         sync.Mutex
 	kern       *table[kernVal]
-	pkt        *table[PacketInfo]
+	pkt        *table[pending]
 	cont       *table[contVal]
 	text       bool  // Config.Text
 	now        int64 // newest mono seen
@@ -94,7 +103,7 @@ func NewMatcher(cfg Config, clock *Clock, out func(Match)) *Matcher {
 		clock:   clock,
 		out:     out,
 		kern:    newTable[kernVal](cfg.MaxPending),
-		pkt:     newTable[PacketInfo](cfg.MaxPending),
+		pkt:     newTable[pending](cfg.MaxPending),
 		cont:    newTable[contVal](cfg.MaxPending),
 	}
 	for _, p := range cfg.LocalPorts {
@@ -115,26 +124,25 @@ func (m *Matcher) AddPacket(p *observe.Packet) {
 		m.ignored.Add(1)
 		return
 	}
-	local := unmap(p.Local)
-	if p.Proto == observe.ProtoTCP && !m.isLocalPort(local.Port()) {
-		m.learn(local) // an outbound connection's ephemeral port
+	lport := p.Local.Port()
+	if p.Proto == observe.ProtoTCP && !m.isLocalPort(lport) {
+		m.learn(p.Local) // an outbound connection's ephemeral port
 	}
-	k := key{
-		h:      m.hash(p.Data),
-		remote: unmap(p.Remote),
-		lport:  local.Port(),
-		proto:  p.Proto,
-		dir:    p.Dir,
-	}
+	k := key{h: m.hash(p.Data), lport: lport, proto: p.Proto, dir: p.Dir}
+	k.setRemote(p.Remote)
 	sum := k.sum()
 
 	// Everything that touches Data happens before the lock.
-	var info PacketInfo
-	info.Dir, info.Proto, info.Local, info.Remote = p.Dir, p.Proto, p.Local, p.Remote
-	info.ConnID, info.Mono, info.Len = p.ConnID, p.Mono, len(p.Data)
-	info.ID, info.Stamp = p.ID, p.Stamp
-	if m.text {
-		info.fillText(p.Data)
+	pend := pending{stamp: p.Stamp}
+	if m.out != nil {
+		info := &PacketInfo{
+			Dir: p.Dir, Proto: p.Proto, Local: p.Local, Remote: p.Remote,
+			ConnID: p.ConnID, ID: p.ID, Stamp: p.Stamp, Mono: p.Mono, Len: len(p.Data),
+		}
+		if m.text {
+			info.fillText(p.Data)
+		}
+		pend.info = info
 	}
 
 	var mt Match
@@ -143,7 +151,7 @@ func (m *Matcher) AddPacket(p *observe.Packet) {
 	i := m.kern.find(&k, sum)
 	if i != nilIdx {
 		s := &m.kern.slots[i]
-		m.join(&mt, &info, s.mono, &s.v)
+		m.join(&mt, &pend, s.mono, &s.v)
 		m.kern.remove(i)
 		m.st.Matched++
 	} else {
@@ -152,7 +160,7 @@ func (m *Matcher) AddPacket(p *observe.Packet) {
 			m.st.EvictedPacket++
 		}
 		j := m.pkt.insert(&k, sum, p.Mono)
-		m.pkt.slots[j].v = info
+		m.pkt.slots[j].v = pend
 	}
 	m.mu.Unlock()
 	if i != nilIdx && m.out != nil {
@@ -165,7 +173,7 @@ func (m *Matcher) AddKernel(ev *KernelEvent) {
 	m.kernelEvents.Add(1)
 	var dir observe.Direction
 	var remote netip.AddrPort
-	src, dst := unmap(ev.Src), unmap(ev.Dst)
+	src, dst := ev.Src, ev.Dst
 	switch ev.Hook {
 	case Ingress:
 		switch {
@@ -215,7 +223,8 @@ func (m *Matcher) addUDP(ev *KernelEvent, dir observe.Direction, remote netip.Ad
 		m.shortCapture.Add(1)
 		return
 	}
-	k := key{h: maphash.Bytes(m.seed, ev.Payload[:n]), remote: remote, lport: lport, proto: observe.ProtoUDP, dir: dir}
+	k := key{h: maphash.Bytes(m.seed, ev.Payload[:n]), lport: lport, proto: observe.ProtoUDP, dir: dir}
+	k.setRemote(remote)
 	var mt Match
 	m.mu.Lock()
 	m.tick(ev.Mono)
@@ -241,7 +250,8 @@ func (m *Matcher) addTCP(ev *KernelEvent, dir observe.Direction, remote netip.Ad
 		capt = capt[:plen]
 	}
 	seq := ev.TCPSeq
-	flow := key{remote: remote, lport: lport, proto: observe.ProtoTCP, dir: dir}
+	flow := key{lport: lport, proto: observe.ProtoTCP, dir: dir}
+	flow.setRemote(remote)
 
 	// Phase 1 (locked): does this event continue a tracked message?
 	ck := flow
@@ -397,14 +407,14 @@ func (m *Matcher) kernelSide(mt *Match, k *key, mono int64, kv kernVal) bool {
 
 // join gives the proxy's record of the message its kernel time and, when
 // there is an out to call, builds the Match in mt.
-func (m *Matcher) join(mt *Match, info *PacketInfo, kmono int64, kv *kernVal) {
-	if info.Stamp != nil {
-		info.Stamp.Set(kmono, kv.ifindex)
+func (m *Matcher) join(mt *Match, p *pending, kmono int64, kv *kernVal) {
+	if p.stamp != nil {
+		p.stamp.Set(kmono, kv.ifindex)
 	}
-	if m.out == nil {
+	if p.info == nil {
 		return
 	}
-	mt.Packet = *info
+	mt.Packet = *p.info
 	mt.KernelMono = kmono
 	mt.Ifindex = kv.ifindex
 	mt.Wall = m.clock.Wall(kmono)
@@ -486,15 +496,10 @@ func (m *Matcher) learn(ap netip.AddrPort) {
 	}
 }
 
-// apHash is never 0, which marks an empty cache slot.
+// apHash is never 0, which marks an empty cache slot. Through setRemote
+// an IPv4 endpoint and its IPv4-mapped form hash alike.
 func apHash(ap netip.AddrPort) uint64 {
-	k := key{remote: ap}
+	var k key
+	k.setRemote(ap)
 	return k.sum() | 1
-}
-
-func unmap(ap netip.AddrPort) netip.AddrPort {
-	if ap.Addr().Is4In6() {
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-	}
-	return ap
 }

@@ -9,22 +9,33 @@ import (
 )
 
 // key identifies a message (or, in the continuation table, a TCP flow
-// position) on the proxy's side of the wire.
+// position) on the proxy's side of the wire. It holds no pointers (the
+// remote address as 16 bytes, not a netip.Addr, whose zone is a pointer):
+// the tables' slots are copied on every insert and the GC neither scans
+// them nor puts write barriers on those copies.
 type key struct {
-	h      uint64 // payload hash; next sequence number for continuations
-	remote netip.AddrPort
-	lport  uint16
-	proto  uint8
-	dir    observe.Direction
+	h     uint64   // payload hash; next sequence number for continuations
+	raddr [16]byte // remote address; IPv4 as IPv4-mapped IPv6
+	rport uint16
+	lport uint16
+	proto uint8
+	dir   observe.Direction
+}
+
+// setRemote sets the remote address and port. As16 maps IPv4 into IPv6,
+// so a dual-stack socket's ::ffff:a.b.c.d and the kernel's a.b.c.d agree;
+// the zone is not part of the key.
+func (k *key) setRemote(ap netip.AddrPort) {
+	k.raddr = ap.Addr().As16()
+	k.rport = ap.Port()
 }
 
 // sum mixes every field into the bucket hash. The payload hash alone would
 // do for messages, but continuation keys are small sequence numbers.
 func (k *key) sum() uint64 {
-	a := k.remote.Addr().As16()
-	x := k.h ^ binary.LittleEndian.Uint64(a[:8])*0x9E3779B97F4A7C15
-	x = bits.RotateLeft64(x, 29) ^ binary.LittleEndian.Uint64(a[8:])*0xC2B2AE3D27D4EB4F
-	x ^= uint64(k.remote.Port())<<40 | uint64(k.lport)<<24 | uint64(k.proto)<<16 | uint64(k.dir)<<8
+	x := k.h ^ binary.LittleEndian.Uint64(k.raddr[:8])*0x9E3779B97F4A7C15
+	x = bits.RotateLeft64(x, 29) ^ binary.LittleEndian.Uint64(k.raddr[8:])*0xC2B2AE3D27D4EB4F
+	x ^= uint64(k.rport)<<40 | uint64(k.lport)<<24 | uint64(k.proto)<<16 | uint64(k.dir)<<8
 	return fmix64(x)
 }
 

@@ -15,8 +15,9 @@ func TestTableGrowKeepsFIFO(t *testing.T) {
 	const keys, copies = 700, 3 // 2,100 entries: three doublings from 256
 	tb := newTable[int](4096)
 	mk := func(n int) key {
-		return key{h: uint64(n) * 0x9E3779B97F4A7C15, remote: netip.MustParseAddrPort("192.0.2.1:5060"),
-			lport: 5060, proto: observe.ProtoUDP, dir: observe.In}
+		k := key{h: uint64(n) * 0x9E3779B97F4A7C15, lport: 5060, proto: observe.ProtoUDP, dir: observe.In}
+		k.setRemote(netip.MustParseAddrPort("192.0.2.1:5060"))
+		return k
 	}
 	for c := range copies {
 		for n := range keys {

@@ -37,8 +37,9 @@
 // sides can compute: the proxy has the whole message, the kernel event has
 // a captured prefix. The local address is left out on purpose: a UDP socket
 // bound to 0.0.0.0 reports the unspecified address, while the wire shows the
-// concrete one. Addresses are unmapped (::ffff:a.b.c.d → a.b.c.d) on both
-// sides. The BPF snap length must be at least HashLen (default 256); a
+// concrete one. Addresses enter the key as 16 bytes, IPv4 in its mapped
+// form (::ffff:a.b.c.d), so both families of a dual-stack socket match the
+// wire's, and the key holds no pointer. The BPF snap length must be at least HashLen (default 256); a
 // kernel event whose capture is shorter than the bytes its hash needs is
 // counted as ShortCapture and dropped.
 //

@@ -52,9 +52,10 @@ const (
 )
 
 // PacketInfo is a copy of the proxy-side facts of one message, safe to keep
-// (the observe.Packet's Data is not). It is copied into a table slot for
-// every message and out again on its match, so it stays small: the text a
-// dump wants lives behind a pointer that is nil unless Config.Text.
+// (the observe.Packet's Data is not). The Matcher makes one only when it
+// has an out to hand a Match to (a dump or a test); in production a
+// waiting packet keeps just its Stamp. The text a dump wants lives behind
+// a pointer that is nil unless Config.Text.
 type PacketInfo struct {
 	Dir    observe.Direction
 	Proto  uint8

@@ -125,6 +125,8 @@ common=(--proxy sipvigil --duration "$DURATION" --start "$START_RATE" --max "$MA
 
 out "# sipvigil eBPF on/off capacity $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 out "# host: $(uname -srm), $(nproc) cpus, loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+# the commit the proxy binary was built from, for staircase-pool.sh
+out "# sipvigil commit: $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$REPO_DIR" diff --quiet -- . ':!bench' 2>/dev/null || echo '+dirty')"
 if ((STAIRCASE)); then
 	out "# capacity.sh --proxy sipvigil --duration $DURATION --rate R${EXTRA[*]:+ ${EXTRA[*]}}: staircase, $STAIRCASE trials per mode interleaved, start $START_RATE, steps $((4 * RESOLUTION)) then $RESOLUTION cps; min ratio $MIN_RATIO"
 else

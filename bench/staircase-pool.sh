@@ -19,8 +19,12 @@
 # how far the runs agree. ring_drops is the worst numeric ring_drops of any
 # passing eBPF-on trial (a failed trial's proxy rarely logs it: na).
 #
-# It reads files only: no root, no network. Exit 2 on a file that has no
-# complete staircase.
+# A file without a staircase that reversed in both modes (a --repeat run,
+# an interrupted one) is skipped with a SKIP line on stderr. Give it the
+# runs to pool, made with the same parameters: a short smoke staircase
+# (--staircase 6) is a run like any other to it. It reads files only: no
+# root, no network.
+# Exit 2 when no file holds a usable staircase.
 set -euo pipefail
 
 (($# > 0)) || {
@@ -39,8 +43,11 @@ awk '
 function fail(msg) { print "staircase-pool.sh: " msg > "/dev/stderr"; bad = 1; exit 2 }
 function run_end(   r) {
 	if (cur == "") return
-	if (n[cur, "off"] == 0 || n[cur, "on"] == 0)
-		fail(cur ": no staircase with a reversal in both modes (STEP lines from ebpf.sh --staircase)")
+	if (n[cur, "off"] == 0 || n[cur, "on"] == 0) {
+		print "SKIP " cur ": no staircase with a reversal in both modes (STEP lines from ebpf.sh --staircase)" > "/dev/stderr"
+		return
+	}
+	if ((cur in wd) && (!(ns[cur] in worst) || wd[cur] > worst[ns[cur]])) worst[ns[cur]] = wd[cur]
 	r = (s[cur, "on"] / n[cur, "on"]) / (s[cur, "off"] / n[cur, "off"])
 	ratio[cur] = r
 	printf "RUN %s netns=%s off=%.0f (%d fine) on=%.0f (%d fine) ratio=%.3f%s\n", \
@@ -63,14 +70,13 @@ FNR == 1 { run_end(); cur = FILENAME; ns[FILENAME] = "off" }
 	}
 	if (mode == "" || rate == "" || rev == "") fail(FILENAME ": unreadable STEP line: " $0)
 	if (rev >= 1) { s[FILENAME, mode] += rate; n[FILENAME, mode]++ }
-	if (mode == "on" && $5 == "PASS" && drops ~ /^[0-9]+$/) {
-		key = ns[FILENAME]
-		if (!(key in worst) || drops + 0 > worst[key]) worst[key] = drops + 0
-	}
+	if (mode == "on" && $5 == "PASS" && drops ~ /^[0-9]+$/ && (!(FILENAME in wd) || drops + 0 > wd[FILENAME]))
+		wd[FILENAME] = drops + 0
 }
 END {
 	if (bad) exit 2
 	run_end()
+	if (length(runs) == 0) fail("no usable staircase run in the files given")
 	for (m in runs) {
 		k = split(substr(runs[m], 2), fs, " ")
 		so = no = son = non = 0; list = ""; sum = sumsq = 0

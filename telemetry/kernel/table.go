@@ -10,9 +10,10 @@ import (
 
 // key identifies a message (or, in the continuation table, a TCP flow
 // position) on the proxy's side of the wire. It holds no pointers (the
-// remote address as 16 bytes, not a netip.Addr, whose zone is a pointer):
-// the tables' slots are copied on every insert and the GC neither scans
-// them nor puts write barriers on those copies.
+// remote address as 16 bytes, not a netip.Addr, whose zone is a pointer),
+// so the kernel and continuation tables' slots hold none at all (the GC
+// does not scan them, and copies need no write barriers), and a waiting
+// packet's slot holds one, its Stamp.
 type key struct {
 	h     uint64   // payload hash; next sequence number for continuations
 	raddr [16]byte // remote address; IPv4 as IPv4-mapped IPv6
